@@ -1,0 +1,35 @@
+# gfs2-cluster: every target installs what it needs first (tools/setup.sh is idempotent).
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+STACK ?= local
+ENV := source tools/env.sh &&
+
+.PHONY: setup up preview destroy test unit engine-checks e2e bench
+
+setup:
+	tools/setup.sh
+
+up: setup
+	$(ENV) tools/stack.sh up $(STACK)
+
+preview: setup
+	$(ENV) tools/stack.sh preview $(STACK)
+
+destroy: setup
+	$(ENV) tools/stack.sh destroy $(STACK)
+
+# Fast tests, then the real engine on every example stack.
+test: setup
+	$(MAKE) --no-print-directory unit engine-checks
+
+unit:
+	$(ENV) python -m pytest -q -m "not e2e" tests
+
+engine-checks:
+	$(ENV) tools/engine-checks.sh
+
+e2e: setup
+	$(ENV) python -m pytest -q -m e2e tests
+
+bench: setup
+	$(ENV) python bench/run.py

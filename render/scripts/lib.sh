@@ -1,0 +1,52 @@
+# Helpers prepended to every node script (render/script.py). Scripts check, then act:
+# a second run changes nothing and says so in one line.
+
+STEP=${STEP:-step}
+log() { printf 'gfs2-cluster[%s@%s]: %s\n' "$STEP" "$(hostname -s)" "$*"; }
+die() { log "error: $*" >&2; exit 1; }
+
+# write_file PATH MODE CONTENT: replaces PATH only when CONTENT differs.
+# Returns 0 when it wrote, 1 when PATH already had that content.
+write_file() {
+  local path=$1 mode=$2 content=$3 tmp
+  if [[ -f $path ]] && [[ $(cat "$path"; echo x) == "$content"$'\n'x ]]; then
+    return 1
+  fi
+  mkdir -p "$(dirname "$path")"
+  tmp=$(mktemp "$path.XXXXXX")
+  printf '%s\n' "$content" >"$tmp"
+  chmod "$mode" "$tmp"
+  mv -f "$tmp" "$path"
+}
+
+# wait_until SECONDS DESCRIPTION COMMAND...: polls COMMAND once a second.
+wait_until() {
+  local timeout=$1 what=$2 deadline=$((SECONDS + $1))
+  shift 2
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || die "timed out after ${timeout} s waiting for $what"
+    sleep 1
+  done
+}
+
+# A service the cluster owns: started and enabled, so a fenced member rejoins at boot.
+# systemd today; SysV init (service/chkconfig) on RHEL/CentOS 5.
+service_on() {
+  if command -v systemctl >/dev/null; then
+    systemctl is-enabled --quiet "$1" 2>/dev/null || systemctl enable --quiet "$1"
+    systemctl is-active --quiet "$1" || systemctl start "$1"
+  else
+    chkconfig "$1" on
+    service "$1" status >/dev/null 2>&1 || service "$1" start
+  fi
+}
+
+service_off() {
+  if command -v systemctl >/dev/null; then
+    if systemctl is-active --quiet "$1" 2>/dev/null; then systemctl stop "$1"; fi
+    if systemctl is-enabled --quiet "$1" 2>/dev/null; then systemctl disable --quiet "$1"; fi
+  else
+    if service "$1" status >/dev/null 2>&1; then service "$1" stop; fi
+    chkconfig "$1" off 2>/dev/null || true
+  fi
+}

@@ -1,0 +1,85 @@
+"""Every name the program gives to something, derived in one place.
+
+Names are built from tenant, environment, role and index (or the tenant's VLAN id where
+a hypervisor-wide name must be short), so a reader can predict any of them and two
+tenants on one hypervisor can never collide.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+PREFIX = "g2"
+# A date-based IQN naming authority; the year of the seed.
+IQN_AUTHORITY = "iqn.2007-09.org.gfs2-cluster"
+FENCE_PORT_BASE = 20000
+
+
+@dataclass(frozen=True)
+class Names:
+    tenant: str
+    environment: str
+    vlan_id: int
+
+    @property
+    def stack_id(self) -> str:
+        return f"{self.tenant}-{self.environment}"
+
+    def domain(self, guest: str) -> str:
+        """libvirt domain of a member or storage server (guest: its short name)."""
+        return f"{PREFIX}-{self.stack_id}-{guest}"
+
+    def root_volume(self, guest: str) -> str:
+        return f"{self.domain(guest)}-root.qcow2"
+
+    def data_volume(self, guest: str, export: str) -> str:
+        return f"{self.domain(guest)}-{export}.raw"
+
+    @property
+    def base_volume(self) -> str:
+        return f"{PREFIX}-{self.stack_id}-base.qcow2"
+
+    @property
+    def pool(self) -> str:
+        return f"{PREFIX}-{self.stack_id}"
+
+    @property
+    def network(self) -> str:
+        return f"{PREFIX}-{self.stack_id}"
+
+    @property
+    def bridge(self) -> str:
+        # Host-wide and at most 15 bytes: the VLAN id is unique per hypervisor.
+        return f"{PREFIX}br{self.vlan_id}"
+
+    def vlan_interface(self, trunk: str) -> str:
+        return f"{trunk}.{self.vlan_id}"
+
+    @property
+    def fence_port(self) -> int:
+        return FENCE_PORT_BASE + self.vlan_id
+
+    @property
+    def fence_multicast(self) -> ipaddress.IPv4Address:
+        # 225.0.0.0/16 keeps one group per VLAN id; 225.0.0.12 (the default) is VLAN 12.
+        return ipaddress.IPv4Address(f"225.0.{self.vlan_id // 256}.{self.vlan_id % 256}")
+
+    @property
+    def host_dir(self) -> str:
+        """Per-tenant folder on the hypervisor (fence_virtd config, key, pid file)."""
+        return f"/etc/gfs2-cluster/{self.stack_id}"
+
+    @property
+    def cluster(self) -> str:
+        return self.stack_id
+
+    def target_iqn(self, export: str) -> str:
+        return f"{IQN_AUTHORITY}:{self.tenant}.{self.environment}.{export}"
+
+    def initiator_iqn(self, member: str) -> str:
+        return f"{IQN_AUTHORITY}:{self.tenant}.{self.environment}.{member}"
+
+    def resource(self, *parts: str) -> str:
+        """Pulumi logical name of a resource of this stack."""
+        return "-".join((self.stack_id, *parts))

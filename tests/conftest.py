@@ -1,0 +1,65 @@
+"""Shared test fixtures: golden files, example stacks, and the real validators."""
+
+from __future__ import annotations
+
+import difflib
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = Path(__file__).resolve().parent / "golden"
+STACKS = ROOT / "stacks"
+PROJECT = "gfs2-cluster"
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--regen-golden",
+        action="store_true",
+        help="rewrite tests/golden/ from the current renderers instead of comparing",
+    )
+
+
+@pytest.fixture
+def golden(request):
+    """golden(name, text): compare text with tests/golden/name (or rewrite it)."""
+    regen = request.config.getoption("--regen-golden")
+
+    def check(name: str, text: str) -> None:
+        path = GOLDEN / name
+        if regen or not path.exists():
+            if not regen:
+                pytest.fail(f"no golden file {path}; run pytest --regen-golden and review the diff")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            return
+        expected = path.read_text()
+        if text != expected:
+            diff = "".join(
+                difflib.unified_diff(expected.splitlines(True), text.splitlines(True), str(path), "rendered")
+            )
+            pytest.fail(f"{name} differs from its golden file (pytest --regen-golden rewrites it):\n{diff}")
+
+    return check
+
+
+def stack_config(stack: str) -> dict:
+    """The project's config of stacks/Pulumi.<stack>.yaml, without the project prefix."""
+    data = yaml.safe_load((STACKS / f"Pulumi.{stack}.yaml").read_text())
+    prefix = PROJECT + ":"
+    return {k[len(prefix):]: v for k, v in (data.get("config") or {}).items() if k.startswith(prefix)}
+
+
+def example_stacks() -> list[str]:
+    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in STACKS.glob("Pulumi.*.yaml"))
+
+
+def require_tool(name: str) -> str:
+    """The path of a real validator; a missing one fails the test (make setup installs it)."""
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+    if path is None:
+        pytest.fail(f"{name} is not installed: run make setup")
+    return path
