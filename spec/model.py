@@ -18,7 +18,7 @@ from pydantic.alias_generators import to_camel
 Label = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*[a-z0-9]$|^[a-z]$", max_length=12)]
 # Kernel interface names are at most 15 bytes (IFNAMSIZ 16 with the NUL).
 InterfaceName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=15)]
-AbsolutePath = Annotated[str, Field(pattern=r"^/[^\x00]*$")]
+AbsolutePath = Annotated[str, Field(pattern=r"^/[A-Za-z0-9_.+@/-]*$")]
 
 
 class Model(BaseModel):
@@ -84,11 +84,12 @@ class Network(Model):
 class Image(Model):
     """The one image every guest is made from."""
 
-    # "builtin" is the Debian image built by image/build.sh; else a path on the hypervisor.
+    # "builtin" is the Debian image built by image/build.sh; else the path of an image on
+    # the machine running Pulumi, which the provider uploads into each hypervisor's pool.
     source: str = "builtin"
     os_family: Literal["debian12", "rhel9", "centos5"] = "debian12"
-    # direct: kernel+initrd from the image, configured on the kernel command line;
-    # bootloader: the image boots itself (pygrub on Xen) and carries its own config.
+    # direct: kernel and initrd (paths on the hypervisor), configured on the kernel
+    # command line; bootloader: the image boots itself and carries its own config.
     boot: Literal["direct", "bootloader"] = "direct"
     kernel: Optional[AbsolutePath] = None
     initrd: Optional[AbsolutePath] = None

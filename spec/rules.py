@@ -17,7 +17,8 @@ from spec.names import FENCE_PORT_BASE, Names
 GFS2_MAX_NODES = 16
 # cman keeps the cluster name in a 16-byte field.
 CMAN_CLUSTER_NAME_MAX = 15
-PROTOCOLS = {"legacy": ("gnbd", "iscsi"), "current": ("nbd", "iscsi")}
+# RHEL/CentOS 5 has neither nbd-client nor an LIO target (targetcli): GNBD it is.
+PROTOCOLS = {"legacy": ("gnbd",), "current": ("nbd", "iscsi")}
 MANAGEMENT = {"legacy": ("none", "luci"), "current": ("none", "pcsd")}
 
 
@@ -82,14 +83,22 @@ def members_shape(spec: StackSpec, ctx: Context) -> Iterator[Issue]:
             yield Issue("members.names", f"{name!r} appears twice")
 
 
+# The Xen credit scheduler's weight is 16 bits.
+XEN_MAX_WEIGHT = 65535
+
+
 @rule
-def cpu_cap_within_vcpus(spec: StackSpec, ctx: Context) -> Iterator[Issue]:
-    guests = [("members", spec.members)] + [
-        (f"storage.servers[{i}]", s) for i, s in enumerate(spec.storage.servers)
+def cpu_limits(spec: StackSpec, ctx: Context) -> Iterator[Issue]:
+    hv = {h.name: h for h in spec.hypervisors}
+    guests = [("members", spec.members, spec.members.hypervisor)] + [
+        (f"storage.servers[{i}]", s, s.hypervisor) for i, s in enumerate(spec.storage.servers)
     ]
-    for path, g in guests:
+    for path, g, where in guests:
         if g.cpu_cap_percent is not None and g.cpu_cap_percent > 100 * g.vcpu:
             yield Issue(f"{path}.cpuCapPercent", f"{g.cpu_cap_percent}% is more than {g.vcpu} vCPU can use ({100 * g.vcpu}%)")
+        on_xen = hv.get(where, spec.hypervisors[0]).domain_type == "xen"
+        if on_xen and g.cpu_shares is not None and g.cpu_shares > XEN_MAX_WEIGHT:
+            yield Issue(f"{path}.cpuShares", f"the Xen credit scheduler's weight is at most {XEN_MAX_WEIGHT}")
 
 
 @rule
@@ -119,14 +128,15 @@ def generation_parts(spec: StackSpec, ctx: Context) -> Iterator[Issue]:
     gen = spec.generation
     for i, e in enumerate(spec.storage.exports):
         if e.protocol not in PROTOCOLS[gen]:
-            why = "GNBD exists only in RHEL/CentOS 5-6" if e.protocol == "gnbd" else "RHEL/CentOS 5 has no nbd-client"
+            why = "GNBD exists only in RHEL/CentOS 5" if e.protocol == "gnbd" else "RHEL/CentOS 5 has no nbd-client nor LIO target"
             yield Issue(
                 f"storage.exports[{i}].protocol",
                 f"{e.protocol} needs generation {'legacy' if gen == 'current' else 'current'} ({why}); "
                 f"generation {gen} allows {', '.join(PROTOCOLS[gen])}",
             )
     if spec.management not in MANAGEMENT[gen]:
-        yield Issue("management", f"{spec.management} is not available with generation {gen}; allowed: {', '.join(MANAGEMENT[gen])}")
+        other = "legacy" if gen == "current" else "current"
+        yield Issue("management", f"{spec.management} belongs to generation {other}; generation {gen} allows {', '.join(MANAGEMENT[gen])}")
     legacy_os = spec.image.os_family == "centos5"
     if legacy_os != (gen == "legacy"):
         yield Issue("image.osFamily", f"{spec.image.os_family} does not run generation {gen}; legacy runs centos5, current runs debian12 or rhel9")
@@ -170,6 +180,8 @@ def fencing_choice(spec: StackSpec, ctx: Context) -> Iterator[Issue]:
         yield Issue("fencing.labWithoutFencing", f"is true but fencing.method is {f.method}; remove one of them")
     if f.multicast_address is not None and not f.multicast_address.is_multicast:
         yield Issue("fencing.multicastAddress", f"{f.multicast_address} is not a multicast address (224.0.0.0/4)")
+    if f.method == "fence_virsh" and spec.generation == "legacy":
+        yield Issue("fencing.method", "fence_virsh is not a fence agent of RHEL/CentOS 5 clusters; use fence_xvm")
     if f.method == "fence_virsh" and spec.network.mode == "vlan":
         yield Issue(
             "fencing.method",
@@ -235,6 +247,11 @@ def storage_references(spec: StackSpec, ctx: Context) -> Iterator[Issue]:
             yield Issue(f"storage.exports[{i}].sizeGib", f"server {server.name} is a guest: give the size of the disk to create")
         if server.kind == "guest" and e.device is not None:
             yield Issue(f"storage.exports[{i}].device", f"server {server.name} is a guest: its disk is created, use sizeGib")
+        if server.kind == "external" and e.protocol == "gnbd":
+            yield Issue(
+                f"storage.exports[{i}].server",
+                f"a GNBD server must be a cluster node (gnbd_serv runs in cluster mode); {server.name} is external",
+            )
         if server.kind == "external" and e.device is None:
             yield Issue(f"storage.exports[{i}].device", f"server {server.name} is external: name the device to export")
     exports = {e.name for e in st.exports}
@@ -307,8 +324,25 @@ def network_mode(spec: StackSpec, ctx: Context) -> Iterator[Issue]:
     net = spec.network
     if net.mode == "ovs" and net.bridge is None:
         yield Issue("network.bridge", "network.mode ovs needs the name of the existing Open vSwitch bridge")
-    if net.mode == "ovs" and any(h.driver == "xen" for h in spec.hypervisors):
-        yield Issue("network.mode", "ovs VLAN tags on guest ports need a qemu hypervisor; use vlan on Xen")
+
+
+@rule
+def isolated_network_host_address(spec: StackSpec, ctx: Context) -> Iterator[Issue]:
+    net = spec.network
+    first = net.cidr.network_address + HOST_OFFSET
+    if net.mode == "isolated" and net.host_address is not None and net.host_address != first:
+        yield Issue("network.hostAddress", f"an isolated libvirt network gives the host {first}, the first address of the CIDR")
+
+
+@rule
+def builtin_image_is_local(spec: StackSpec, ctx: Context) -> Iterator[Issue]:
+    if spec.image.source == "builtin":
+        for i, h in enumerate(spec.hypervisors):
+            if h.ssh_target is not None:
+                yield Issue(
+                    f"hypervisors[{i}].uri",
+                    "the builtin image boots its kernel from this machine's cache; a remote hypervisor needs image.source, kernel and initrd",
+                )
 
 
 @rule

@@ -18,6 +18,11 @@ from spec.rules import HOST, cluster_name, member_count, member_names, planned_a
 DATA_DISK_DEVICES = ("vdb", "vdc", "vdd", "vde", "vdf", "vdg", "vdh")
 
 
+def guest_device(domain_type: str, target: str) -> str:
+    """The disk as the guest sees it: Xen names virtio-style targets xvdX."""
+    return f"/dev/x{target}" if domain_type == "xen" else f"/dev/{target}"
+
+
 @dataclass(frozen=True)
 class DataDisk:
     export: str
@@ -156,10 +161,11 @@ def build(spec: StackSpec) -> Topology:
         disks = tuple(
             DataDisk(e.name, e.size_gib, DATA_DISK_DEVICES[k]) for k, e in enumerate(exports_by_server.get(s.name, []))
         )
+        server_hv = hv.get(s.hypervisor, first_hv)
         for d in disks:
-            export_device[d.export] = f"/dev/{d.target}"
+            export_device[d.export] = guest_device(server_hv.domain_type, d.target)
         guests.append(
-            Guest(s.name, "server", names.domain(s.name), address[s.name], hv.get(s.hypervisor, first_hv), s, disks)
+            Guest(s.name, "server", names.domain(s.name), address[s.name], server_hv, s, disks)
         )
     members = tuple(
         Member(name, i + 1, address[name], names.domain(name)) for i, name in enumerate(member_names(spec))
