@@ -29,6 +29,8 @@ wait_until() {
   done
 }
 
+pid_gone() { ! kill -0 "$1" 2>/dev/null; }
+
 # A service the cluster owns: started and enabled, so a fenced member rejoins at boot.
 # systemd today; SysV init (service/chkconfig) on RHEL/CentOS 5.
 service_on() {
@@ -49,4 +51,9 @@ service_off() {
     if service "$1" status >/dev/null 2>&1; then service "$1" stop; fi
     chkconfig "$1" off 2>/dev/null || true
   fi
+}
+
+# fstab_without MOUNT_POINT: /etc/fstab minus the gfs2 line for MOUNT_POINT.
+fstab_without() {
+  awk -v mp="$1" '!($2 == mp && $3 == "gfs2")' /etc/fstab
 }

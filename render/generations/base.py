@@ -1,0 +1,50 @@
+"""What each cluster generation provides; components/ wires these steps into resources.
+
+Per-node steps run on every node in parallel; cluster-wide steps run once, on the first
+member, after what they need on every node.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Protocol
+
+from render.script import NodeScript
+from spec.topology import FilesystemPlan, Topology, VolumeGroupPlan
+
+
+class Generation(Protocol):
+    name: str
+    # Whether the membership step reads the cluster authkey (base64) on stdin.
+    membership_reads_authkey: bool
+
+    def cluster_nodes(self, topo: Topology) -> tuple[str, ...]:
+        """Short names of the guests that join the cluster membership."""
+        ...
+
+    def membership(self, topo: Topology) -> NodeScript:
+        """Per cluster node: cluster config, then the cluster stack started."""
+        ...
+
+    def locking(self, topo: Topology, devices: tuple[str, ...]) -> NodeScript:
+        """Per member: clustered LVM locking (clvmd, or lvm.conf for lvmlockd)."""
+        ...
+
+    def cluster_ready(self, topo: Topology) -> NodeScript:
+        """Once: all nodes joined; fencing and lock managers running everywhere."""
+        ...
+
+    def volume_group(self, topo: Topology, vg: VolumeGroupPlan, devices: tuple[str, ...]) -> NodeScript:
+        """Once: the clustered VG and its LVs, active on every member."""
+        ...
+
+    def mount_once(self, topo: Topology, fs: FilesystemPlan) -> Optional[NodeScript]:
+        """Once: mounts managed by the cluster (pacemaker), or None."""
+        ...
+
+    def mount_per_member(self, topo: Topology, fs: FilesystemPlan) -> Optional[NodeScript]:
+        """Per member: a mount the member owns (fstab), or None."""
+        ...
+
+    def management(self, topo: Topology) -> Optional[NodeScript]:
+        """Per member: the management agent, or None."""
+        ...

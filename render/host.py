@@ -1,0 +1,55 @@
+"""Hypervisor-side scripts of one tenant: its VLAN bridge and its fence_virtd."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from render.fence_virt import fence_virt_conf
+from render.script import NodeScript, node_script
+from spec.model import Hypervisor
+from spec.topology import Topology
+
+
+def forward_chain(topo: Topology) -> str:
+    """iptables chain of this tenant on the hypervisor (max 28 characters)."""
+    return f"G2-{topo.spec.network.vlan_id}"
+
+
+def vlan_network(topo: Topology, hv: Hypervisor) -> NodeScript:
+    net = topo.spec.network
+    return node_script(
+        "tenant-network",
+        "host_vlan_network.sh",
+        "host_vlan_network_delete.sh",
+        trunk=hv.trunk,
+        vlan_id=net.vlan_id,
+        bridge=topo.bridge,
+        host_cidr=f"{topo.host_address}/{net.cidr.prefixlen}",
+        chain=forward_chain(topo),
+    )
+
+
+def local_libvirt_uri(hv: Hypervisor) -> str:
+    """The hypervisor's own URI as seen on the hypervisor (fence_virtd runs there)."""
+    return f"{hv.driver}:///system" if urlsplit(hv.uri).path != "/default" else hv.uri
+
+
+def fence_listener(topo: Topology, hv: Hypervisor) -> NodeScript:
+    """fence_virtd for this tenant; the key arrives base64 on stdin."""
+    directory = topo.names.host_dir
+    conf = fence_virt_conf(topo, f"{directory}/fence_xvm.key", topo.bridge, local_libvirt_uri(hv))
+    return node_script(
+        "fence-listener",
+        "host_fence_listener.sh",
+        "host_fence_listener_delete.sh",
+        dir=directory,
+        conf=conf,
+        bridge=topo.bridge,
+        port=topo.fencing.port,
+    )
+
+
+def xen_cpu_cap(hv: Hypervisor, domain: str, cap_percent: int) -> NodeScript:
+    return node_script(
+        "cpu-cap", "host_xen_cap.sh", "host_xen_cap_delete.sh", uri=local_libvirt_uri(hv), domain=domain, cap=cap_percent
+    )

@@ -1,0 +1,121 @@
+"""Applies or removes one stage of this stack's pacemaker configuration, element by
+element, with the real cibadmin/crm_attribute/crm_resource (run on a cluster node).
+
+usage: python3 -c "$CIB_TOOL" apply|remove STAGE_XML
+       python3 -c "$CIB_TOOL" wait-members COUNT SECONDS
+       python3 -c "$CIB_TOOL" wait-running RESOURCE_ID COUNT SECONDS
+
+STAGE_XML: <stage><crm_config><nvpair name= value=/></crm_config><resources>...
+</resources><constraints>...</constraints></stage>. An element already in the CIB with
+the same canonical XML is left alone, so a second apply changes nothing.
+"""
+
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+
+
+def run(*args, check=True):
+    return subprocess.run(args, capture_output=True, text=True, check=check)
+
+
+def canonical(xml):
+    return ET.canonicalize(xml_data=xml, strip_text=True)
+
+
+def xpath(scope, element_id):
+    return f"//{scope}/*[@id='{element_id}']"
+
+
+def current(scope, element_id):
+    out = run("cibadmin", "--query", "--xpath", xpath(scope, element_id), check=False)
+    return out.stdout if out.returncode == 0 else None
+
+
+def apply_element(scope, element):
+    element_id = element.get("id")
+    wanted = ET.tostring(element, encoding="unicode")
+    have = current(scope, element_id)
+    if have is not None and canonical(have) == canonical(wanted):
+        return False
+    if have is None:
+        run("cibadmin", "--create", "--scope", scope, "--xml-text", wanted)
+    else:
+        run("cibadmin", "--replace", "--xpath", xpath(scope, element_id), "--xml-text", wanted)
+    print(f"{scope}: {'replaced' if have is not None else 'created'} {element_id}")
+    return True
+
+
+def set_property(name, value):
+    have = run("crm_attribute", "--type", "crm_config", "--name", name, "--query", "--quiet", check=False)
+    if have.returncode == 0 and have.stdout.strip() == value:
+        return False
+    run("crm_attribute", "--type", "crm_config", "--name", name, "--update", value)
+    print(f"property {name}={value}")
+    return True
+
+
+def apply(stage):
+    changed = [set_property(p.get("name"), p.get("value")) for p in stage.iterfind("crm_config/nvpair")]
+    for scope in ("resources", "constraints"):
+        changed += [apply_element(scope, e) for e in stage.iterfind(scope + "/*")]
+    if not any(changed):
+        print("pacemaker configuration unchanged")
+
+
+def locate(resource_id):
+    out = run("crm_resource", "--locate", "--resource", resource_id, check=False)
+    return [line for line in out.stdout.splitlines() if "is running on" in line]
+
+
+def wait(what, seconds, done):
+    deadline = time.monotonic() + seconds
+    while not done():
+        if time.monotonic() > deadline:
+            sys.exit(f"timed out after {seconds} s waiting for {what}")
+        time.sleep(2)
+
+
+def remove(stage, seconds=300):
+    for element in stage.iterfind("constraints/*"):
+        if current("constraints", element.get("id")) is not None:
+            run("cibadmin", "--delete", "--xpath", xpath("constraints", element.get("id")))
+            print(f"constraints: deleted {element.get('id')}")
+    for element in reversed(list(stage.iterfind("resources/*"))):
+        element_id = element.get("id")
+        if current("resources", element_id) is None:
+            continue
+        # Stop first, as pcs does: deleting a running resource orphans it on the nodes.
+        run("crm_resource", "--resource", element_id, "--meta", "--set-parameter", "target-role",
+            "--parameter-value", "Stopped")
+        wait(f"{element_id} to stop", seconds, lambda: not locate(element_id))
+        run("cibadmin", "--delete", "--xpath", xpath("resources", element_id))
+        print(f"resources: stopped and deleted {element_id}")
+    for p in stage.iterfind("crm_config/nvpair"):
+        run("crm_attribute", "--type", "crm_config", "--name", p.get("name"), "--delete", check=False)
+
+
+def members():
+    out = run("crm_node", "--list", check=False)
+    return [line for line in out.stdout.splitlines() if line.split()[-1:] == ["member"]]
+
+
+def main(argv):
+    command = argv[1]
+    if command == "apply":
+        apply(ET.fromstring(argv[2]))
+    elif command == "remove":
+        remove(ET.fromstring(argv[2]))
+    elif command == "wait-members":
+        count, seconds = int(argv[2]), int(argv[3])
+        wait(f"{count} cluster members", seconds, lambda: len(members()) >= count)
+    elif command == "wait-running":
+        resource_id, count, seconds = argv[2], int(argv[3]), int(argv[4])
+        wait(f"{resource_id} on {count} nodes", seconds, lambda: len(locate(resource_id)) >= count)
+    else:
+        sys.exit(f"unknown command {command}")
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -1,0 +1,3 @@
+service_off clvmd
+lvmconf --disable-cluster
+log "cluster locking disabled"

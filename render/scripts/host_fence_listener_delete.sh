@@ -1,0 +1,12 @@
+pidfile="$DIR/fence_virtd.pid"
+if [[ -s $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+  pid=$(cat "$pidfile")
+  # Only the daemon this stack started: its command line names this tenant's config.
+  if tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$DIR/fence_virt.conf"; then
+    kill "$pid"
+        wait_until 30 "fence_virtd $pid to stop" pid_gone "$pid"
+    log "stopped fence_virtd $pid"
+  fi
+fi
+rm -rf "$DIR"
+log "done"

@@ -1,0 +1,1 @@
+log "the cap goes with the domain"

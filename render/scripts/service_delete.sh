@@ -1,0 +1,5 @@
+service_off "$SERVICE"
+if [[ -n $PERMISSIVE_DOMAIN ]] && command -v semanage >/dev/null && semanage permissive -l | grep -qx "$PERMISSIVE_DOMAIN"; then
+  semanage permissive -d "$PERMISSIVE_DOMAIN"
+fi
+log "$SERVICE stopped"
