@@ -1,0 +1,144 @@
+#!/bin/bash
+set -euo pipefail
+STEP=import-gnbd-data
+EXPORT_NAME=data
+SERVER_ADDRESS=192.168.120.11
+PORT=14567
+DEVICE=/dev/gnbd/data
+INIT_NAME=gfs2-gnbd-import-data
+INIT_FILE=/etc/init.d/gfs2-gnbd-import-data
+INIT_SCRIPT='#!/bin/bash
+#
+# gfs2-gnbd-import-data: imports GNBD data (gfs2-cluster).
+#
+# chkconfig: 345 23 77
+# description: gfs2-cluster: imports GNBD data
+
+LOCK_FILE=/var/lock/subsys/gfs2-gnbd-import-data
+EXPORT_NAME=data
+SERVER_ADDRESS=192.168.120.11
+PORT=14567
+DEVICE=/dev/gnbd/data
+
+PATH=/sbin:/usr/sbin:/bin:/usr/bin
+
+# gnbd_import starts gnbd_recvd and gnbd_monitor, which keep the output they were given:
+# /dev/null, so no caller (an SSH session) waits for them.
+quiet() { "$@" </dev/null >/dev/null 2>&1; }
+
+start() {
+  modprobe gnbd || return 1
+  local tries=0
+  until [ -b "$DEVICE" ]; do
+    [ "$tries" -lt 24 ] || { echo "$DEVICE did not appear" >&2; return 1; }
+    # Imports every GNBD of the server; those already imported are refused and kept.
+    quiet gnbd_import -i "$SERVER_ADDRESS" -p "$PORT" || true
+    [ -b "$DEVICE" ] && break
+    sleep 5
+    tries=$((tries + 1))
+  done
+  touch "$LOCK_FILE"
+}
+
+stop() {
+  if [ -b "$DEVICE" ]; then quiet gnbd_import -r "$EXPORT_NAME" || return 1; fi
+  rm -f "$LOCK_FILE"
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  restart) stop && start ;;
+  status)
+    if [ -b "$DEVICE" ]; then echo "GNBD $EXPORT_NAME imported on $DEVICE"; else
+      echo "GNBD $EXPORT_NAME not imported"
+      exit 3
+    fi
+    ;;
+  *)
+    echo "Usage: $0 {start|stop|restart|status}" >&2
+    exit 2
+    ;;
+esac
+'
+# Helpers prepended to every node script (render/script.py). Scripts check, then act:
+# a second run changes nothing and says so in one line.
+
+STEP=${STEP:-step}
+log() { printf 'gfs2-cluster[%s@%s]: %s\n' "$STEP" "$(hostname -s)" "$*"; }
+die() { log "error: $*" >&2; exit 1; }
+
+# write_file PATH MODE CONTENT: replaces PATH only when CONTENT differs.
+# Returns 0 when it wrote, 1 when PATH already had that content.
+write_file() {
+  local path=$1 mode=$2 content=$3 tmp
+  if [[ -f $path ]] && [[ $(cat "$path"; echo x) == "$content"$'\n'x ]]; then
+    return 1
+  fi
+  mkdir -p "$(dirname "$path")"
+  tmp=$(mktemp "$path.XXXXXX")
+  printf '%s\n' "$content" >"$tmp"
+  chmod "$mode" "$tmp"
+  mv -f "$tmp" "$path"
+}
+
+# wait_until SECONDS DESCRIPTION COMMAND...: polls COMMAND once a second.
+wait_until() {
+  local timeout=$1 what=$2 deadline=$((SECONDS + $1))
+  shift 2
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || die "timed out after ${timeout} s waiting for $what"
+    sleep 1
+  done
+}
+
+pid_gone() { ! kill -0 "$1" 2>/dev/null; }
+
+# A service the cluster owns: started and enabled, so a fenced member rejoins at boot.
+# systemd today; SysV init (service/chkconfig) on RHEL/CentOS 5.
+service_on() {
+  if command -v systemctl >/dev/null; then
+    systemctl is-enabled --quiet "$1" 2>/dev/null || systemctl enable --quiet "$1"
+    systemctl is-active --quiet "$1" || systemctl start "$1"
+  else
+    chkconfig "$1" on
+    service "$1" status >/dev/null 2>&1 || service "$1" start
+  fi
+}
+
+service_off() {
+  if command -v systemctl >/dev/null; then
+    if systemctl is-active --quiet "$1" 2>/dev/null; then systemctl stop "$1"; fi
+    if systemctl is-enabled --quiet "$1" 2>/dev/null; then systemctl disable --quiet "$1"; fi
+  else
+    if service "$1" status >/dev/null 2>&1; then service "$1" stop; fi
+    chkconfig "$1" off 2>/dev/null || true
+  fi
+}
+
+# fstab_without MOUNT_POINT: /etc/fstab minus the gfs2 line for MOUNT_POINT.
+fstab_without() {
+  awk -v mp="$1" '!($2 == mp && $3 == "gfs2")' /etc/fstab
+}
+
+# Removes the imported GNBD EXPORT_NAME and its init script.
+
+holders() {
+  [[ -e $DEVICE ]] || return 0
+  ls -A "/sys/block/$(basename "$(readlink -f "$DEVICE")")/holders" 2>/dev/null
+}
+
+if [[ ! -e $INIT_FILE && ! -b $DEVICE ]]; then
+  log "gnbd import $EXPORT_NAME already gone"
+  exit 0
+fi
+[[ -z $(holders) ]] || die "$DEVICE is in use ($(holders | tr '\n' ' ')): stop the cluster on this member first"
+
+log "removing the imported GNBD $EXPORT_NAME"
+if [[ -e $INIT_FILE ]]; then
+  service_off "$INIT_NAME"
+  chkconfig --del "$INIT_NAME" 2>/dev/null || true
+  rm -f "$INIT_FILE"
+fi
+if [[ -b $DEVICE ]]; then gnbd_import -r "$EXPORT_NAME" >/dev/null; fi
+log "gnbd import $EXPORT_NAME removed"

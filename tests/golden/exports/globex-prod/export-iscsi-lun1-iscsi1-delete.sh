@@ -1,0 +1,102 @@
+#!/bin/bash
+set -euo pipefail
+STEP=export-iscsi-lun1
+CONFIGFS=/sys/kernel/config/target
+BACKSTORE=lun1
+DEVICE=/dev/vdb
+TARGET_IQN=iqn.2007-09.org.gfs2-cluster:globex.prod.lun1
+PORTAL_ADDRESS=10.23.0.11
+PORT=3260
+INITIATORS='iqn.2007-09.org.gfs2-cluster:globex.prod.m1
+iqn.2007-09.org.gfs2-cluster:globex.prod.m2
+iqn.2007-09.org.gfs2-cluster:globex.prod.m3
+iqn.2007-09.org.gfs2-cluster:globex.prod.m4'
+RESTORE_SERVICE=target
+SAVE_FILE=/etc/target/saveconfig.json
+# Helpers prepended to every node script (render/script.py). Scripts check, then act:
+# a second run changes nothing and says so in one line.
+
+STEP=${STEP:-step}
+log() { printf 'gfs2-cluster[%s@%s]: %s\n' "$STEP" "$(hostname -s)" "$*"; }
+die() { log "error: $*" >&2; exit 1; }
+
+# write_file PATH MODE CONTENT: replaces PATH only when CONTENT differs.
+# Returns 0 when it wrote, 1 when PATH already had that content.
+write_file() {
+  local path=$1 mode=$2 content=$3 tmp
+  if [[ -f $path ]] && [[ $(cat "$path"; echo x) == "$content"$'\n'x ]]; then
+    return 1
+  fi
+  mkdir -p "$(dirname "$path")"
+  tmp=$(mktemp "$path.XXXXXX")
+  printf '%s\n' "$content" >"$tmp"
+  chmod "$mode" "$tmp"
+  mv -f "$tmp" "$path"
+}
+
+# wait_until SECONDS DESCRIPTION COMMAND...: polls COMMAND once a second.
+wait_until() {
+  local timeout=$1 what=$2 deadline=$((SECONDS + $1))
+  shift 2
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || die "timed out after ${timeout} s waiting for $what"
+    sleep 1
+  done
+}
+
+pid_gone() { ! kill -0 "$1" 2>/dev/null; }
+
+# A service the cluster owns: started and enabled, so a fenced member rejoins at boot.
+# systemd today; SysV init (service/chkconfig) on RHEL/CentOS 5.
+service_on() {
+  if command -v systemctl >/dev/null; then
+    systemctl is-enabled --quiet "$1" 2>/dev/null || systemctl enable --quiet "$1"
+    systemctl is-active --quiet "$1" || systemctl start "$1"
+  else
+    chkconfig "$1" on
+    service "$1" status >/dev/null 2>&1 || service "$1" start
+  fi
+}
+
+service_off() {
+  if command -v systemctl >/dev/null; then
+    if systemctl is-active --quiet "$1" 2>/dev/null; then systemctl stop "$1"; fi
+    if systemctl is-enabled --quiet "$1" 2>/dev/null; then systemctl disable --quiet "$1"; fi
+  else
+    if service "$1" status >/dev/null 2>&1; then service "$1" stop; fi
+    chkconfig "$1" off 2>/dev/null || true
+  fi
+}
+
+# fstab_without MOUNT_POINT: /etc/fstab minus the gfs2 line for MOUNT_POINT.
+fstab_without() {
+  awk -v mp="$1" '!($2 == mp && $3 == "gfs2")' /etc/fstab
+}
+
+# Removes the LIO target TARGET_IQN and its backstore BACKSTORE, then saves the config
+# without them. The restore service stays: stopping it would clear every other target.
+
+tcli() {
+  local out
+  out=$(targetcli "$@" 2>&1) || die "targetcli $*: $out"
+}
+
+backstore_dir() {
+  local dir
+  for dir in "$CONFIGFS"/core/iblock_*/"$BACKSTORE"; do
+    [[ -d $dir ]] && { printf '%s\n' "$dir"; return 0; }
+  done
+  return 1
+}
+
+if [[ ! -d $CONFIGFS/iscsi/$TARGET_IQN ]] && ! backstore_dir >/dev/null; then
+  log "iscsi target $TARGET_IQN already gone"
+  exit 0
+fi
+
+log "removing iscsi target $TARGET_IQN"
+# Deleting the target takes its portal, LUN and ACLs with it.
+if [[ -d $CONFIGFS/iscsi/$TARGET_IQN ]]; then tcli /iscsi delete "$TARGET_IQN"; fi
+if backstore_dir >/dev/null; then tcli /backstores/block delete "$BACKSTORE"; fi
+tcli saveconfig
+log "iscsi target $TARGET_IQN removed"

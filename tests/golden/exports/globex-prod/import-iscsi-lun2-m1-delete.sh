@@ -1,0 +1,115 @@
+#!/bin/bash
+set -euo pipefail
+STEP=import-iscsi-lun2
+EXPORT_NAME=lun2
+TARGET_IQN=iqn.2007-09.org.gfs2-cluster:globex.prod.lun2
+INITIATOR_IQN=iqn.2007-09.org.gfs2-cluster:globex.prod.m1
+PORTAL=10.23.0.12:3260
+DEVICE=/dev/disk/by-path/ip-10.23.0.12:3260-iscsi-iqn.2007-09.org.gfs2-cluster:globex.prod.lun2-lun-0
+LOGIN_SERVICE=iscsi
+UNIT_NAME=gfs2-iscsi-import-lun2.service
+UNIT_FILE=/etc/systemd/system/gfs2-iscsi-import-lun2.service
+UNIT='[Unit]
+Description=gfs2-cluster iSCSI import lun2: wait for its LUN
+Wants=iscsi.service
+After=iscsi.service
+Before=corosync.service pacemaker.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/sh -c '"'"'until [ -b "$$1" ]; do sleep 1; done'"'"' wait-for-device /dev/disk/by-path/ip-10.23.0.12:3260-iscsi-iqn.2007-09.org.gfs2-cluster:globex.prod.lun2-lun-0
+TimeoutStartSec=120
+
+[Install]
+WantedBy=multi-user.target'
+# Helpers prepended to every node script (render/script.py). Scripts check, then act:
+# a second run changes nothing and says so in one line.
+
+STEP=${STEP:-step}
+log() { printf 'gfs2-cluster[%s@%s]: %s\n' "$STEP" "$(hostname -s)" "$*"; }
+die() { log "error: $*" >&2; exit 1; }
+
+# write_file PATH MODE CONTENT: replaces PATH only when CONTENT differs.
+# Returns 0 when it wrote, 1 when PATH already had that content.
+write_file() {
+  local path=$1 mode=$2 content=$3 tmp
+  if [[ -f $path ]] && [[ $(cat "$path"; echo x) == "$content"$'\n'x ]]; then
+    return 1
+  fi
+  mkdir -p "$(dirname "$path")"
+  tmp=$(mktemp "$path.XXXXXX")
+  printf '%s\n' "$content" >"$tmp"
+  chmod "$mode" "$tmp"
+  mv -f "$tmp" "$path"
+}
+
+# wait_until SECONDS DESCRIPTION COMMAND...: polls COMMAND once a second.
+wait_until() {
+  local timeout=$1 what=$2 deadline=$((SECONDS + $1))
+  shift 2
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || die "timed out after ${timeout} s waiting for $what"
+    sleep 1
+  done
+}
+
+pid_gone() { ! kill -0 "$1" 2>/dev/null; }
+
+# A service the cluster owns: started and enabled, so a fenced member rejoins at boot.
+# systemd today; SysV init (service/chkconfig) on RHEL/CentOS 5.
+service_on() {
+  if command -v systemctl >/dev/null; then
+    systemctl is-enabled --quiet "$1" 2>/dev/null || systemctl enable --quiet "$1"
+    systemctl is-active --quiet "$1" || systemctl start "$1"
+  else
+    chkconfig "$1" on
+    service "$1" status >/dev/null 2>&1 || service "$1" start
+  fi
+}
+
+service_off() {
+  if command -v systemctl >/dev/null; then
+    if systemctl is-active --quiet "$1" 2>/dev/null; then systemctl stop "$1"; fi
+    if systemctl is-enabled --quiet "$1" 2>/dev/null; then systemctl disable --quiet "$1"; fi
+  else
+    if service "$1" status >/dev/null 2>&1; then service "$1" stop; fi
+    chkconfig "$1" off 2>/dev/null || true
+  fi
+}
+
+# fstab_without MOUNT_POINT: /etc/fstab minus the gfs2 line for MOUNT_POINT.
+fstab_without() {
+  awk -v mp="$1" '!($2 == mp && $3 == "gfs2")' /etc/fstab
+}
+
+# Logs out of TARGET_IQN at PORTAL and deletes its node record and the boot-time wait unit.
+# The member keeps its initiator name: it is the member's, not this export's.
+
+has_record() { iscsiadm -m node -T "$TARGET_IQN" -p "$PORTAL" >/dev/null 2>&1; }
+logged_in() {
+  iscsiadm -m session 2>/dev/null |
+    awk -v p="$PORTAL," -v t="$TARGET_IQN" 'index($3, p) == 1 && $4 == t { found = 1 } END { exit !found }'
+}
+holders() {
+  [[ -e $DEVICE ]] || return 0
+  ls -A "/sys/class/block/$(basename "$(readlink -f "$DEVICE")")/holders" 2>/dev/null
+}
+
+if ! has_record && ! logged_in && [[ ! -e $UNIT_FILE ]]; then
+  log "iscsi import $EXPORT_NAME already gone"
+  exit 0
+fi
+[[ -z $(holders) ]] || die "$DEVICE is in use ($(holders | tr '\n' ' ')): stop the cluster on this member first"
+
+log "logging out of $TARGET_IQN at $PORTAL"
+service_off "$UNIT_NAME"
+rm -f "$UNIT_FILE"
+systemctl daemon-reload
+if logged_in; then iscsiadm -m node -T "$TARGET_IQN" -p "$PORTAL" --logout >/dev/null; fi
+if has_record; then iscsiadm -m node -T "$TARGET_IQN" -p "$PORTAL" -o delete; fi
+# The discovery record goes with the portal's last target (deleting it deletes its nodes).
+if ! iscsiadm -m node -p "$PORTAL" >/dev/null 2>&1; then
+  iscsiadm -m discoverydb -t sendtargets -p "$PORTAL" -o delete >/dev/null 2>&1 || true
+fi
+log "iscsi import $EXPORT_NAME logged out"

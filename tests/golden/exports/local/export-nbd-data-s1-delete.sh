@@ -1,0 +1,118 @@
+#!/bin/bash
+set -euo pipefail
+STEP=export-nbd-data
+EXPORT_NAME=data
+DEVICE=/dev/vdb
+LISTEN_ADDRESS=10.77.10.11
+PORT=10809
+CONFIG_FILE=/etc/nbd-server/gfs2-data.conf
+CONFIG='# gfs2-cluster: rendered, replaced on every change.
+[generic]
+user = nbd
+group = disk
+listenaddr = 10.77.10.11
+port = 10809
+allowlist = true
+
+[data]
+exportname = /dev/vdb
+authfile = /etc/nbd-server/gfs2-data.allow
+readonly = false
+copyonwrite = false
+flush = true
+fua = true'
+ALLOW_FILE=/etc/nbd-server/gfs2-data.allow
+ALLOW_LIST='10.77.10.21
+10.77.10.22
+10.77.10.23'
+UNIT_NAME=gfs2-nbd-export-data.service
+UNIT_FILE=/etc/systemd/system/gfs2-nbd-export-data.service
+UNIT='[Unit]
+Description=gfs2-cluster NBD export data
+Documentation=man:nbd-server(1) man:nbd-server(5)
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=forking
+PIDFile=/run/gfs2-nbd-export-data.pid
+ExecStart=/bin/nbd-server -C /etc/nbd-server/gfs2-data.conf -p /run/gfs2-nbd-export-data.pid
+Restart=on-failure
+RestartSec=5
+
+[Install]
+WantedBy=multi-user.target'
+# Helpers prepended to every node script (render/script.py). Scripts check, then act:
+# a second run changes nothing and says so in one line.
+
+STEP=${STEP:-step}
+log() { printf 'gfs2-cluster[%s@%s]: %s\n' "$STEP" "$(hostname -s)" "$*"; }
+die() { log "error: $*" >&2; exit 1; }
+
+# write_file PATH MODE CONTENT: replaces PATH only when CONTENT differs.
+# Returns 0 when it wrote, 1 when PATH already had that content.
+write_file() {
+  local path=$1 mode=$2 content=$3 tmp
+  if [[ -f $path ]] && [[ $(cat "$path"; echo x) == "$content"$'\n'x ]]; then
+    return 1
+  fi
+  mkdir -p "$(dirname "$path")"
+  tmp=$(mktemp "$path.XXXXXX")
+  printf '%s\n' "$content" >"$tmp"
+  chmod "$mode" "$tmp"
+  mv -f "$tmp" "$path"
+}
+
+# wait_until SECONDS DESCRIPTION COMMAND...: polls COMMAND once a second.
+wait_until() {
+  local timeout=$1 what=$2 deadline=$((SECONDS + $1))
+  shift 2
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || die "timed out after ${timeout} s waiting for $what"
+    sleep 1
+  done
+}
+
+pid_gone() { ! kill -0 "$1" 2>/dev/null; }
+
+# A service the cluster owns: started and enabled, so a fenced member rejoins at boot.
+# systemd today; SysV init (service/chkconfig) on RHEL/CentOS 5.
+service_on() {
+  if command -v systemctl >/dev/null; then
+    systemctl is-enabled --quiet "$1" 2>/dev/null || systemctl enable --quiet "$1"
+    systemctl is-active --quiet "$1" || systemctl start "$1"
+  else
+    chkconfig "$1" on
+    service "$1" status >/dev/null 2>&1 || service "$1" start
+  fi
+}
+
+service_off() {
+  if command -v systemctl >/dev/null; then
+    if systemctl is-active --quiet "$1" 2>/dev/null; then systemctl stop "$1"; fi
+    if systemctl is-enabled --quiet "$1" 2>/dev/null; then systemctl disable --quiet "$1"; fi
+  else
+    if service "$1" status >/dev/null 2>&1; then service "$1" stop; fi
+    chkconfig "$1" off 2>/dev/null || true
+  fi
+}
+
+# fstab_without MOUNT_POINT: /etc/fstab minus the gfs2 line for MOUNT_POINT.
+fstab_without() {
+  awk -v mp="$1" '!($2 == mp && $3 == "gfs2")' /etc/fstab
+}
+
+# Stops serving the NBD export EXPORT_NAME and removes its unit, config and allow-list.
+
+if [[ ! -e $UNIT_FILE && ! -e $CONFIG_FILE && ! -e $ALLOW_FILE ]] && ! systemctl is-active --quiet "$UNIT_NAME"; then
+  log "nbd export $EXPORT_NAME already gone"
+  exit 0
+fi
+
+log "removing nbd export $EXPORT_NAME"
+service_off "$UNIT_NAME"
+rm -f "$UNIT_FILE"
+systemctl daemon-reload
+# The allow-list last: a config without it would serve anyone.
+rm -f "$CONFIG_FILE" "$ALLOW_FILE"
+log "nbd export $EXPORT_NAME removed"
