@@ -23,10 +23,10 @@ test: setup
 	$(MAKE) --no-print-directory unit engine-checks
 
 unit:
-	$(ENV) python -m pytest -q -m "not e2e" tests
+	$(ENV) python -m pytest -q -m "not e2e and not engine" tests
 
 engine-checks:
-	$(ENV) tools/engine-checks.sh
+	$(ENV) python -m pytest -q -rs -s -m engine tests/engine
 
 e2e: setup
 	$(ENV) python -m pytest -q -m e2e tests

@@ -5,6 +5,7 @@
 GFS2_ROOT=${GFS2_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]:-$0}")/.." && pwd)}
 # shellcheck source=tools/versions.env
 . "$GFS2_ROOT/tools/versions.env"
+export PULUMI_VERSION LANGHOST_VERSION COMMAND_VERSION LIBVIRT_VERSION
 
 # Per-user cache, outside the clone: CI runs in a fresh clone every time.
 GFS2_CACHE_DIR=${GFS2_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/gfs2-cluster}

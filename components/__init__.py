@@ -1,0 +1,1 @@
+"""Pulumi components: they only wire resources; what to run comes from render/."""

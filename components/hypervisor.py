@@ -1,0 +1,91 @@
+"""Hypervisor side of one tenant: its network segment and its fence_virtd listener."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+import pulumi_libvirt as libvirt
+
+from components.access import run_on_hypervisor
+from render import host
+from spec.model import Hypervisor
+from spec.topology import Topology
+
+
+@dataclass
+class TenantNetworkArgs:
+    topo: Topology
+    """The tenant cluster."""
+    hypervisor: Hypervisor
+    """Where the segment is made."""
+    provider: libvirt.Provider
+    """libvirt provider of that hypervisor."""
+    private_key: pulumi.Input[str]
+    """SSH key for a remote hypervisor's host-side commands."""
+
+
+class TenantNetwork(pulumi.ComponentResource):
+    """The tenant's L2 segment: an isolated libvirt network, a bridge on TRUNK.VLAN, or
+    an existing Open vSwitch bridge whose guest ports the domain XSLT tags."""
+
+    bridge: str
+    network_id: Optional[pulumi.Output[str]]
+
+    def __init__(self, name: str, args: TenantNetworkArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("gfs2-cluster:hypervisor:TenantNetwork", name, None, opts)
+        topo, mode = args.topo, args.topo.spec.network.mode
+        self.bridge = topo.bridge
+        self.network_id = None
+        if mode == "isolated":
+            network = libvirt.Network(
+                f"{name}-network",
+                name=topo.names.network,
+                mode="none",
+                bridge=topo.bridge,
+                addresses=[str(topo.spec.network.cidr)],
+                dhcp=libvirt.NetworkDhcpArgs(enabled=False),
+                dns=libvirt.NetworkDnsArgs(enabled=False),
+                autostart=True,
+                opts=pulumi.ResourceOptions(parent=self, provider=args.provider),
+            )
+            self.network_id = network.id
+        elif mode == "vlan":
+            run_on_hypervisor(
+                f"{name}-bridge",
+                args.hypervisor,
+                host.vlan_network(topo, args.hypervisor),
+                args.private_key,
+                pulumi.ResourceOptions(parent=self),
+            )
+        self.register_outputs({"bridge": self.bridge, "networkId": self.network_id})
+
+
+@dataclass
+class FenceListenerArgs:
+    topo: Topology
+    """The tenant cluster."""
+    hypervisor: Hypervisor
+    """Where the tenant's guests run."""
+    fence_key_b64: pulumi.Input[str]
+    """The tenant's fence_xvm key (secret, base64); sent on stdin."""
+    private_key: pulumi.Input[str]
+    """SSH key for a remote hypervisor."""
+
+
+class FenceListener(pulumi.ComponentResource):
+    """This tenant's fence_virtd: its own key, its own bridge and port, and groups that
+    let it fence only this tenant's domains."""
+
+    def __init__(self, name: str, args: FenceListenerArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("gfs2-cluster:hypervisor:FenceListener", name, None, opts)
+        self.daemon = run_on_hypervisor(
+            f"{name}-fence-virtd",
+            args.hypervisor,
+            host.fence_listener(args.topo, args.hypervisor),
+            args.private_key,
+            pulumi.ResourceOptions(parent=self),
+            stdin=args.fence_key_b64,
+        )
+        self.register_outputs({})

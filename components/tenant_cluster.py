@@ -1,0 +1,227 @@
+"""One tenant's cluster in one environment: everything from the network segment to GFS2
+mounted on every member, composed from the other components."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+import pulumi_libvirt as libvirt
+
+from components.access import Access, run_on_node
+from components.block_device import SharedBlockDevice, SharedBlockDeviceArgs
+from components.fencing import Fencing, FencingArgs
+from components.gfs2 import Gfs2FileSystem, Gfs2FileSystemArgs
+from components.guest import BootFiles, GuestMachine, GuestMachineArgs
+from components.hypervisor import TenantNetwork, TenantNetworkArgs
+from components.locking import ClusterLocking, ClusterLockingArgs
+from components.membership import ClusterMembership, ClusterMembershipArgs
+from components.stack_input import Secrets
+from components.volume_group import ClusteredVolumeGroup, ClusteredVolumeGroupArgs
+from render import guest as guest_scripts
+from render.generations import generation
+from spec.topology import Topology
+
+
+@dataclass(frozen=True)
+class ImageFiles:
+    """The image on the machine running Pulumi (uploaded into each hypervisor's pool),
+    and its kernel and initrd as paths on the hypervisor (None: the image boots itself)."""
+
+    disk: str
+    kernel: Optional[str]
+    initrd: Optional[str]
+
+
+@dataclass
+class TenantClusterArgs:
+    topo: Topology
+    """The validated cluster to build."""
+    secrets: Secrets
+    """SSH key, fence key and cluster authkey."""
+    image: ImageFiles
+    """Where the image files are."""
+
+
+class TenantCluster(pulumi.ComponentResource):
+    member_addresses: dict[str, str]
+    mount_points: list[str]
+    status: pulumi.Output[str]
+
+    def __init__(self, name: str, args: TenantClusterArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("gfs2-cluster:index:TenantCluster", name, None, opts)
+        topo, secrets = args.topo, args.secrets
+        spec, gen = topo.spec, generation(topo.spec.generation)
+        child = pulumi.ResourceOptions(parent=self)
+        protect = spec.protect_data
+
+        providers, pools, bases, networks = {}, {}, {}, {}
+        used = {g.hypervisor.name: g.hypervisor for g in topo.guests}
+        for hv in used.values():
+            providers[hv.name] = libvirt.Provider(f"{name}-{hv.name}", uri=hv.uri, opts=child)
+            on_hv = pulumi.ResourceOptions(parent=self, provider=providers[hv.name])
+            pools[hv.name] = libvirt.Pool(
+                f"{name}-{hv.name}-pool",
+                name=topo.names.pool,
+                type="dir",
+                target=libvirt.PoolTargetArgs(path=f"/var/lib/libvirt/gfs2-cluster/{topo.names.stack_id}"),
+                opts=on_hv,
+            )
+            bases[hv.name] = libvirt.Volume(
+                f"{name}-{hv.name}-image",
+                name=topo.names.base_volume,
+                pool=pools[hv.name].name,
+                source=args.image.disk,
+                format=spec.image.format,
+                opts=on_hv,
+            )
+            networks[hv.name] = TenantNetwork(
+                f"{name}-{hv.name}-net",
+                TenantNetworkArgs(topo, hv, providers[hv.name], secrets.ssh_private_key),
+                child,
+            )
+
+        access = {
+            g.name: Access(str(g.address), spec.ssh.user, secrets.ssh_private_key, g.hypervisor.ssh_target)
+            for g in topo.guests
+        }
+        for server in spec.storage.servers:
+            if server.kind == "external":
+                access[server.name] = Access(str(server.address), spec.ssh.user, secrets.ssh_private_key)
+
+        guests = {
+            g.name: GuestMachine(
+                f"{name}-{g.name}",
+                GuestMachineArgs(
+                    topo=topo,
+                    guest=g,
+                    provider=providers[g.hypervisor.name],
+                    pool=pools[g.hypervisor.name].name,
+                    base_volume_id=bases[g.hypervisor.name].id,
+                    boot_files=BootFiles(args.image.kernel, args.image.initrd),
+                    network=networks[g.hypervisor.name],
+                    access=access[g.name],
+                    ssh_public_key=secrets.ssh_public_key,
+                    protect_data=protect,
+                ),
+                child,
+            )
+            for g in topo.guests
+        }
+        base_script = guest_scripts.base(topo)
+        based = {
+            g.name: run_on_node(
+                f"{name}-{g.name}-base",
+                access[g.name],
+                base_script,
+                pulumi.ResourceOptions(parent=self, depends_on=[guests[g.name].ready]),
+            )
+            for g in topo.guests
+        }
+        members = {m.name: access[m.name] for m in topo.members}
+        after_base = {n: [r] for n, r in based.items()}
+
+        devices = {
+            e.name: SharedBlockDevice(
+                f"{name}-{e.name}",
+                SharedBlockDeviceArgs(
+                    topo,
+                    e,
+                    access[e.server],
+                    members,
+                    server_ready=[based[e.server]] if e.server in based else [],
+                    members_ready=after_base,
+                ),
+                child,
+            )
+            for e in topo.exports
+        }
+
+        member_hv = topo.hypervisor(spec.members.hypervisor)
+        cluster_nodes = {n: access[n] for n in gen.cluster_nodes(topo)}
+        fencing = Fencing(
+            f"{name}-fencing",
+            FencingArgs(
+                topo,
+                cluster_nodes,
+                secrets.fence_key_b64,
+                secrets.ssh_private_key,
+                listener_after=[networks[member_hv.name]],
+                nodes_ready=after_base,
+            ),
+            child,
+        )
+        membership = ClusterMembership(
+            f"{name}-membership",
+            ClusterMembershipArgs(
+                topo,
+                gen,
+                cluster_nodes,
+                secrets.cluster_auth_key_b64,
+                node_ready={n: [based[n]] for n in gen.cluster_nodes(topo)},
+            ),
+            child,
+        )
+        locking = ClusterLocking(
+            f"{name}-locking",
+            ClusterLockingArgs(
+                topo,
+                gen,
+                members,
+                tuple(d.device for d in devices.values()),
+                member_after={
+                    m.name: [membership.joined[m.name], *(d.imports[m.name] for d in devices.values())]
+                    for m in topo.members
+                },
+                # Every node of the membership (GNBD servers too) before quorum is awaited.
+                ready_after=[*fencing.armed, *membership.joined.values()],
+            ),
+            child,
+        )
+        if (mgmt := gen.management(topo)) is not None:
+            for m in topo.members:
+                run_on_node(
+                    f"{name}-{m.name}-management",
+                    access[m.name],
+                    mgmt,
+                    pulumi.ResourceOptions(parent=self, depends_on=[membership.joined[m.name]]),
+                )
+
+        mounted = []
+        for vg in topo.volume_groups:
+            group = ClusteredVolumeGroup(
+                f"{name}-{vg.name}",
+                ClusteredVolumeGroupArgs(
+                    topo,
+                    gen,
+                    vg,
+                    tuple(devices[e].device for e in vg.exports),
+                    members[topo.members[0].name],
+                    after=[locking.ready, *(devices[e] for e in vg.exports)],
+                    protect_data=protect,
+                ),
+                child,
+            )
+            for lv in vg.logical_volumes:
+                if lv.filesystem is None:
+                    continue
+                fs = Gfs2FileSystem(
+                    f"{name}-{lv.filesystem.fs_name}",
+                    Gfs2FileSystemArgs(topo, gen, lv.filesystem, members, after=[group], protect_data=protect),
+                    child,
+                )
+                mounted += fs.mounted
+
+        status = run_on_node(
+            f"{name}-status",
+            members[topo.members[0].name],
+            guest_scripts.cluster_status(),
+            pulumi.ResourceOptions(parent=self, depends_on=mounted),
+        )
+        self.member_addresses = {m.name: str(m.address) for m in topo.members}
+        self.mount_points = [fs.mount_point for fs in topo.filesystems]
+        self.status = status.stdout
+        self.register_outputs(
+            {"memberAddresses": self.member_addresses, "mountPoints": self.mount_points, "status": self.status}
+        )
