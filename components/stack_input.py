@@ -46,7 +46,8 @@ def _secret(config: pulumi.Config, file_text, file_key: str, config_key: str, en
 
 def read() -> tuple[StackSpec, Secrets]:
     raw = dict(runtime_config.CONFIG.get())
-    config, secrets_set = parse_pulumi_config(raw, PROJECT)
+    encrypted = frozenset(key for key in raw if runtime_config.is_config_secret(key))
+    config, secrets_set = parse_pulumi_config(raw, PROJECT, encrypted)
     spec = load_spec(config, secrets_set)
     cfg = pulumi.Config(PROJECT)
     public_key = spec.ssh.public_key or _file(spec.ssh.public_key_file, "ssh.publicKeyFile").decode().strip()

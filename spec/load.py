@@ -67,9 +67,12 @@ def _is_text_field(name: str) -> bool:
     return all(o is str or (getattr(o, "__origin__", None) is Literal) or isinstance(o, str) for o in options)
 
 
-def parse_pulumi_config(raw: Mapping[str, str], project: str) -> tuple[dict[str, Any], frozenset[str]]:
+def parse_pulumi_config(
+    raw: Mapping[str, str], project: str, encrypted: frozenset[str] = frozenset()
+) -> tuple[dict[str, Any], frozenset[str]]:
     """The engine's config strings (PROJECT:key -> text) as plain values, and the names
-    of the secret keys that are set. Secret values never enter the spec."""
+    of the secret keys that are set (encrypted: the full keys Pulumi holds as secrets).
+    Secret values never enter the spec."""
     prefix = project + ":"
     config: dict[str, Any] = {}
     secrets_set: set[str] = set()
@@ -78,6 +81,8 @@ def parse_pulumi_config(raw: Mapping[str, str], project: str) -> tuple[dict[str,
             continue
         key = full_key[len(prefix):]
         if key in SECRET_KEYS:
+            if text and full_key not in encrypted:
+                raise SpecError([Issue(key, f"is stored in plain text; set it with: pulumi config set --secret {key} ...")])
             if text:
                 secrets_set.add(key)
         elif key not in config_keys() or _is_text_field(key):

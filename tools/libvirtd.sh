@@ -29,7 +29,8 @@ main() {
   fi
   local changed
   changed=$(ensure_root_guests)
-  mkdir -p /run/libvirt /var/lib/libvirt/images /var/log/libvirt/qemu
+  # libvirt leaves the dnsmasq state folder to systemd-tmpfiles, which is not running here.
+  mkdir -p /run/libvirt /var/lib/libvirt/images /var/lib/libvirt/dnsmasq /var/log/libvirt/qemu
   pgrep -x virtlogd >/dev/null || virtlogd -d
   if running && [[ $changed == 1 ]]; then
     echo "libvirtd: qemu.conf changed, restarting"

@@ -49,15 +49,16 @@ class Project:
         )
         self.env.pop("PULUMI_CONFIG_PASSPHRASE_FILE", None)
         (base / "backend").mkdir()
-        self.pulumi("stack", "init", stack)
+        self.pulumi("stack", "init", stack, select_stack=False)
         for line in (self.dir / "stacks" / f"Pulumi.{stack}.yaml").read_text().splitlines():
             if ".state/secrets/" in line:
                 folder = self.dir / line.split(":", 1)[1].strip().rsplit("/", 1)[0]
                 subprocess.run([ROOT / "tools" / "local-secrets.sh", folder], check=True, capture_output=True)
 
-    def pulumi(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    def pulumi(self, *args: str, check: bool = True, select_stack: bool = True) -> subprocess.CompletedProcess:
+        stack = ["--stack", self.stack] if select_stack else []
         result = subprocess.run(
-            ["pulumi", *args, "--stack", self.stack, "--non-interactive"],
+            ["pulumi", *args, *stack, "--non-interactive"],
             cwd=self.dir,
             env=self.env,
             capture_output=True,
@@ -87,8 +88,10 @@ class Project:
             )
 
     def point_hypervisors_here(self) -> None:
-        """Remote hypervisors are previewed against this machine's libvirtd (README)."""
+        """Remote hypervisors are previewed against this machine's libvirtd, Xen guests
+        as QEMU ones (README: Previewing a remote stack here)."""
         self.set("hypervisors[0].uri", "qemu:///system")
+        self.set("hypervisors[0].domainType", "qemu")
 
     def preview(self) -> subprocess.CompletedProcess:
         return self.pulumi("preview", "--diff", check=False)

@@ -235,9 +235,16 @@ def test_pulumi_config_strings_become_values_and_secret_names():
         "gfs2-cluster:sshPrivateKey": "",
         "other:thing": "x",
     }
-    config, secrets = parse_pulumi_config(raw, "gfs2-cluster")
+    config, secrets = parse_pulumi_config(raw, "gfs2-cluster", frozenset({"gfs2-cluster:fenceKey"}))
     assert config == {"tenant": "local", "members": {"count": 3}, "protectData": False}
     assert secrets == frozenset({"fenceKey"})
+
+
+def test_a_secret_stored_in_plain_text_is_refused():
+    raw = {"gfs2-cluster:fenceKey": "c2VjcmV0"}
+    with pytest.raises(SpecError) as e:
+        parse_pulumi_config(raw, "gfs2-cluster", frozenset())
+    assert e.value.paths == ["fenceKey"] and "--secret" in str(e.value)
 
 
 def test_two_tenants_never_share_derived_names():
