@@ -46,6 +46,7 @@ def fence_listener(topo: Topology, hv: Hypervisor) -> NodeScript:
         conf=conf,
         bridge=topo.bridge,
         port=topo.fencing.port,
+        vlan_id=topo.spec.network.vlan_id,
     )
 
 

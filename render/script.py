@@ -36,6 +36,20 @@ def render(body: str, step: str, **values: Value) -> str:
     return "".join(lines) + _body("lib.sh") + "\n" + _body(body)
 
 
+def values_of(script: str) -> dict[str, str]:
+    """The quoted values a rendered script starts with (inverse of render); a command
+    wrapped as `bash -c SCRIPT` is unwrapped first."""
+    if script.startswith("bash -c "):
+        script = shlex.split(script)[2]
+    values: dict[str, str] = {}
+    for token in shlex.split(script, comments=True)[3:]:  # after: set -euo pipefail
+        name, sep, value = token.partition("=")
+        if not sep or not name.isidentifier():
+            break
+        values[name] = value
+    return values
+
+
 @dataclass(frozen=True)
 class NodeScript:
     """One step on one node: how to do it and how to undo it, both idempotent."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import difflib
 import shutil
 from pathlib import Path
@@ -63,3 +64,34 @@ def require_tool(name: str) -> str:
     if path is None:
         pytest.fail(f"{name} is not installed: run make setup")
     return path
+
+
+# Throw-away secrets for running the program under mocks.
+SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nTEST-ONLY-SSH-KEY-MATERIAL\n-----END OPENSSH PRIVATE KEY-----\n"
+FENCE_KEY = base64.b64encode(b"TEST-ONLY-FENCE-KEY" * 20).decode()
+AUTH_KEY = base64.b64encode(b"TEST-ONLY-COROSYNC-AUTHKEY" * 10).decode()
+SECRETS = {"sshPrivateKey": SSH_KEY, "fenceKey": FENCE_KEY, "clusterAuthKey": AUTH_KEY}
+
+
+@pytest.fixture
+def local_key_files(tmp_path, monkeypatch):
+    """The local stack reads key files under .state/secrets/: give it throw-away ones."""
+    import components.stack_input as stack_input
+
+    folder = tmp_path / ".state" / "secrets" / "local-dev"
+    folder.mkdir(parents=True)
+    (folder / "id_ed25519").write_text(SSH_KEY)
+    (folder / "id_ed25519.pub").write_text("ssh-ed25519 AAAATEST test\n")
+    (folder / "fence_xvm.key").write_bytes(base64.b64decode(FENCE_KEY))
+    (folder / "corosync.key").write_bytes(base64.b64decode(AUTH_KEY))
+    monkeypatch.setattr(stack_input, "ROOT", tmp_path)
+
+
+def program(stack: str, config: dict | None = None, secrets: dict | None = None):
+    """The resources the program registers for a stack, under Pulumi mocks (the local
+    stack needs the local_key_files fixture)."""
+    from tools.program_graph import capture
+
+    config = stack_config(stack) if config is None else config
+    secrets = ({} if stack == "local" else SECRETS) if secrets is None else secrets
+    return capture(stack, config, secrets)

@@ -34,7 +34,8 @@ go_build() {
     # pkg/v3 replaces clipboard with a fork; a wrapper must repeat non-local replaces.
     go mod edit -replace=github.com/atotto/clipboard=github.com/tgummerer/clipboard@v0.0.0-20241001131231-d02d263e614e
     printf '//go:build tools\n\npackage tools\n\nimport _ "%s"\n' "$pkg" >tools.go
-    go mod tidy >/dev/null
+    # Module downloads are noise unless something fails.
+    go mod tidy >go.log 2>&1 || { cat go.log >&2; exit 1; }
     go build -trimpath -ldflags "-s -w -X $version_pkg=v$version" -o "$out.tmp" "$pkg"
   )
   mv "$out.tmp" "$out"

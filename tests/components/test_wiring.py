@@ -3,149 +3,14 @@ secret reaches a command's text."""
 
 from __future__ import annotations
 
-import base64
-import json
-import runpy
 from collections import Counter
-from dataclasses import dataclass, field
 
-import pulumi
 import pytest
-from pulumi.runtime.mocks import MockMonitor
 
-from conftest import ROOT, example_stacks, stack_config
+from conftest import AUTH_KEY, FENCE_KEY, example_stacks, program as run, stack_config
+from tools.program_graph import Registered, is_secret, reveal
 
-PROJECT = "gfs2-cluster"
-SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nTEST-ONLY-SSH-KEY-MATERIAL\n-----END OPENSSH PRIVATE KEY-----\n"
-FENCE_KEY = base64.b64encode(b"TEST-ONLY-FENCE-KEY" * 20).decode()
-AUTH_KEY = base64.b64encode(b"TEST-ONLY-COROSYNC-AUTHKEY" * 10).decode()
-SECRETS = {"sshPrivateKey": SSH_KEY, "fenceKey": FENCE_KEY, "clusterAuthKey": AUTH_KEY}
-
-
-@dataclass
-class Registered:
-    type: str
-    name: str
-    inputs: dict
-    urn: str
-    parent: str
-    dependencies: set = field(default_factory=set)
-    protect: bool = False
-
-
-class Mocks(pulumi.runtime.Mocks):
-    def new_resource(self, args):
-        outputs = dict(args.inputs)
-        if args.typ.startswith("command:"):
-            outputs.setdefault("stdout", "")
-        return [f"{args.name}-id", outputs]
-
-    def call(self, args):
-        return {}
-
-
-class RecordingMonitor(MockMonitor):
-    def __init__(self, mocks, registered):
-        super().__init__(mocks)
-        self.registered = registered
-
-    def RegisterResource(self, request):
-        response = super().RegisterResource(request)
-        if request.type != "pulumi:pulumi:Stack":
-            self.registered[response.urn] = Registered(
-                request.type,
-                request.name,
-                json.loads(json.dumps(_plain(request.object))),
-                response.urn,
-                request.parent,
-                set(request.dependencies),
-                request.protect,
-            )
-        return response
-
-
-SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # Pulumi's marker of a secret value
-
-
-def _plain(struct):
-    from google.protobuf import json_format
-
-    return _unwrap(json_format.MessageToDict(struct))
-
-
-def _unwrap(value):
-    """Secret values become {"secret": value}; everything else stays as it is."""
-    if isinstance(value, dict):
-        if value.get("4dabf18193072939515e22adb298388d") == SECRET_SIG:
-            return {"secret": _unwrap(value.get("value"))}
-        return {k: _unwrap(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_unwrap(v) for v in value]
-    return value
-
-
-class Program:
-    """The registered resources of one run of __main__.py."""
-
-    def __init__(self, registered: dict[str, Registered]):
-        self.by_urn = registered
-        self.by_name = {r.name: r for r in registered.values()}
-
-    def of_type(self, typ: str) -> list[Registered]:
-        return [r for r in self.by_urn.values() if r.type == typ]
-
-    def named(self, suffix: str) -> Registered:
-        matches = [r for r in self.by_urn.values() if r.name.endswith(suffix)]
-        assert len(matches) == 1, f"{suffix}: {[m.name for m in matches]}"
-        return matches[0]
-
-    def depends(self, later: Registered, earlier: Registered) -> bool:
-        """Whether later (transitively) waits for earlier."""
-        seen, todo = set(), [later.urn]
-        while todo:
-            urn = todo.pop()
-            for dep in self.by_urn[urn].dependencies if urn in self.by_urn else ():
-                if dep == earlier.urn:
-                    return True
-                if dep not in seen:
-                    seen.add(dep)
-                    todo.append(dep)
-        return False
-
-    def commands(self) -> list[Registered]:
-        return [r for r in self.by_urn.values() if r.type in ("command:remote:Command", "command:local:Command")]
-
-
-def run(stack: str, config: dict | None = None, secrets: dict | None = None) -> Program:
-    config = stack_config(stack) if config is None else config
-    secrets = ({} if stack == "local" else SECRETS) if secrets is None else secrets
-    registered: dict[str, Registered] = {}
-    pulumi.runtime.set_mocks(Mocks(), project=PROJECT, stack=stack, preview=True,
-                             monitor=RecordingMonitor(Mocks(), registered))
-    values = {f"{PROJECT}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
-    values.update({f"{PROJECT}:{k}": v for k, v in secrets.items()})
-    pulumi.runtime.set_all_config(values, [f"{PROJECT}:{k}" for k in secrets])
-
-    @pulumi.runtime.test
-    def program():
-        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
-
-    program()
-    return Program(registered)
-
-
-@pytest.fixture(autouse=True)
-def local_secret_files(tmp_path, monkeypatch):
-    """The local stack reads key files under .state/secrets/: use throw-away ones."""
-    import components.stack_input as stack_input
-
-    folder = tmp_path / ".state" / "secrets" / "local-dev"
-    folder.mkdir(parents=True)
-    (folder / "id_ed25519").write_text(SSH_KEY)
-    (folder / "id_ed25519.pub").write_text("ssh-ed25519 AAAATEST test\n")
-    (folder / "fence_xvm.key").write_bytes(b"TEST-ONLY-FENCE-KEY" * 20)
-    (folder / "corosync.key").write_bytes(b"TEST-ONLY-COROSYNC-AUTHKEY" * 10)
-    monkeypatch.setattr(stack_input, "ROOT", tmp_path)
+pytestmark = pytest.mark.usefixtures("local_key_files")
 
 
 EXPECTED = {
@@ -235,8 +100,9 @@ def test_no_secret_in_any_command_text(stack):
 def test_secrets_reach_the_nodes_on_stdin_as_pulumi_secrets():
     prog = run("local")
     stdins = [r.inputs["stdin"] for r in prog.commands() if r.inputs.get("stdin")]
-    assert {"secret": FENCE_KEY} in stdins and {"secret": AUTH_KEY} in stdins
-    assert all(isinstance(v, dict) and "secret" in v for v in stdins)
+    assert all(is_secret(v) for v in stdins)
+    values = [reveal(v) for v in stdins]
+    assert FENCE_KEY in values and AUTH_KEY in values
 
 
 def test_two_tenants_share_no_names_bridges_or_fence_ports():

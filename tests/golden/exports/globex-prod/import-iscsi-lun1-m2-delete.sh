@@ -26,7 +26,6 @@ WantedBy=multi-user.target'
 # Helpers prepended to every node script (render/script.py). Scripts check, then act:
 # a second run changes nothing and says so in one line.
 
-STEP=${STEP:-step}
 log() { printf 'gfs2-cluster[%s@%s]: %s\n' "$STEP" "$(hostname -s)" "$*"; }
 die() { log "error: $*" >&2; exit 1; }
 

@@ -1,0 +1,138 @@
+"""Runs __main__.py under Pulumi mocks and records what it registers: every resource
+with its type, inputs (secrets in Pulumi's own marked form, {SECRET_MARK: SECRET_SIG,
+"value": ...}, not hidden), parent, dependencies and options.
+
+Used by the wiring tests, the policy tests, the benchmarks and the graph runner. It is
+not an engine: nothing is created.
+"""
+
+from __future__ import annotations
+
+import json
+import runpy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import pulumi
+from google.protobuf import json_format
+from pulumi.runtime.mocks import MockMonitor
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT = "gfs2-cluster"
+SECRET_MARK = "4dabf18193072939515e22adb298388d"
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+
+
+@dataclass
+class Registered:
+    type: str
+    name: str
+    inputs: dict
+    urn: str
+    parent: str
+    dependencies: set = field(default_factory=set)
+    protect: bool = False
+    provider: str = ""
+
+    @property
+    def id(self) -> str:
+        """The id the mocks give it (libvirt inputs refer to other resources by id)."""
+        return f"{self.name}-id"
+
+
+def is_secret(value) -> bool:
+    return isinstance(value, dict) and value.get(SECRET_MARK) == SECRET_SIG
+
+
+def reveal(value):
+    """The value inside a secret (or the value itself)."""
+    return value["value"] if is_secret(value) else value
+
+
+class _Mocks(pulumi.runtime.Mocks):
+    def new_resource(self, args):
+        outputs = dict(args.inputs)
+        if args.typ.startswith("command:"):
+            outputs.setdefault("stdout", "")
+        return [f"{args.name}-id", outputs]
+
+    def call(self, args):
+        return {}
+
+
+class _RecordingMonitor(MockMonitor):
+    def __init__(self, registered: dict[str, Registered]):
+        super().__init__(_Mocks())
+        self.registered = registered
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            inputs = json_format.MessageToDict(request.object)
+            self.registered[response.urn] = Registered(
+                request.type,
+                request.name,
+                inputs,
+                response.urn,
+                request.parent,
+                set(request.dependencies),
+                request.protect,
+                request.provider,
+            )
+        return response
+
+
+class Graph:
+    """What one run of the program registered."""
+
+    def __init__(self, registered: dict[str, Registered]):
+        self.by_urn = registered
+
+    def resources(self) -> list[Registered]:
+        return list(self.by_urn.values())
+
+    def of_type(self, typ: str) -> list[Registered]:
+        return [r for r in self.by_urn.values() if r.type == typ]
+
+    def named(self, suffix: str) -> Registered:
+        matches = [r for r in self.by_urn.values() if r.name.endswith(suffix)]
+        assert len(matches) == 1, f"{suffix}: {[m.name for m in matches]}"
+        return matches[0]
+
+    def commands(self) -> list[Registered]:
+        return [r for r in self.by_urn.values() if r.type in ("command:remote:Command", "command:local:Command")]
+
+    def depends(self, later: Registered, earlier: Registered) -> bool:
+        """Whether later (transitively) waits for earlier."""
+        seen, todo = set(), [later.urn]
+        while todo:
+            for dep in self.by_urn[todo.pop()].dependencies:
+                if dep == earlier.urn:
+                    return True
+                if dep in self.by_urn and dep not in seen:
+                    seen.add(dep)
+                    todo.append(dep)
+        return False
+
+
+def capture(
+    stack: str, config: dict, secrets: Optional[dict] = None, root: Path = ROOT, preview: bool = True
+) -> Graph:
+    """Runs the program of ROOT for STACK with CONFIG (the stack file's project keys,
+    plain values) and SECRETS (config key -> value, set as secrets), as a preview or
+    as an update (which needs the builtin image to exist)."""
+    secrets = secrets or {}
+    registered: dict[str, Registered] = {}
+    monitor = _RecordingMonitor(registered)
+    pulumi.runtime.set_mocks(_Mocks(), project=PROJECT, stack=stack, preview=preview, monitor=monitor)
+    values = {f"{PROJECT}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
+    values.update({f"{PROJECT}:{k}": v for k, v in secrets.items()})
+    pulumi.runtime.set_all_config(values, [f"{PROJECT}:{k}" for k in secrets])
+
+    @pulumi.runtime.test
+    def program():
+        runpy.run_path(str(root / "__main__.py"), run_name="__main__")
+
+    program()
+    return Graph(registered)
