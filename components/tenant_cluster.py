@@ -24,6 +24,17 @@ from render.generations import generation
 from spec.topology import Topology
 
 
+def _platform_output(platform: pulumi.StackReference, stack: str, output: str, hypervisor: str) -> pulumi.Output[str]:
+    """One hypervisor's entry of a platform output, or an error naming what is missing."""
+
+    def pick(values):
+        if not values or hypervisor not in values:
+            raise pulumi.RunError(f"platform stack {stack}: output {output} has no hypervisor {hypervisor!r}")
+        return values[hypervisor]
+
+    return platform.get_output(output).apply(pick)
+
+
 @dataclass(frozen=True)
 class ImageFiles:
     """The image on the machine running Pulumi (uploaded into each hypervisor's pool),
@@ -58,24 +69,32 @@ class TenantCluster(pulumi.ComponentResource):
 
         providers, pools, bases, networks = {}, {}, {}, {}
         used = {g.hypervisor.name: g.hypervisor for g in topo.guests}
+        platform = (
+            pulumi.StackReference(f"{name}-platform", stack_name=spec.platform.stack, opts=child) if spec.platform else None
+        )
         for hv in used.values():
             providers[hv.name] = libvirt.Provider(f"{name}-{hv.name}", uri=hv.uri, opts=child)
             on_hv = pulumi.ResourceOptions(parent=self, provider=providers[hv.name])
-            pools[hv.name] = libvirt.Pool(
-                f"{name}-{hv.name}-pool",
-                name=topo.names.pool,
-                type="dir",
-                target=libvirt.PoolTargetArgs(path=f"/var/lib/libvirt/gfs2-cluster/{topo.names.stack_id}"),
-                opts=on_hv,
-            )
-            bases[hv.name] = libvirt.Volume(
-                f"{name}-{hv.name}-image",
-                name=topo.names.base_volume,
-                pool=pools[hv.name].name,
-                source=args.image.disk,
-                format=spec.image.format,
-                opts=on_hv,
-            )
+            if platform is not None:
+                pools[hv.name] = _platform_output(platform, spec.platform.stack, "pools", hv.name)
+                bases[hv.name] = _platform_output(platform, spec.platform.stack, "baseVolumes", hv.name)
+            else:
+                pool = libvirt.Pool(
+                    f"{name}-{hv.name}-pool",
+                    name=topo.names.pool,
+                    type="dir",
+                    target=libvirt.PoolTargetArgs(path=f"/var/lib/libvirt/gfs2-cluster/{topo.names.stack_id}"),
+                    opts=on_hv,
+                )
+                base = libvirt.Volume(
+                    f"{name}-{hv.name}-image",
+                    name=topo.names.base_volume,
+                    pool=pool.name,
+                    source=args.image.disk,
+                    format=spec.image.format,
+                    opts=on_hv,
+                )
+                pools[hv.name], bases[hv.name] = pool.name, base.id
             networks[hv.name] = TenantNetwork(
                 f"{name}-{hv.name}-net",
                 TenantNetworkArgs(topo, hv, providers[hv.name], secrets.ssh_private_key),
@@ -97,8 +116,8 @@ class TenantCluster(pulumi.ComponentResource):
                     topo=topo,
                     guest=g,
                     provider=providers[g.hypervisor.name],
-                    pool=pools[g.hypervisor.name].name,
-                    base_volume_id=bases[g.hypervisor.name].id,
+                    pool=pools[g.hypervisor.name],
+                    base_volume_id=bases[g.hypervisor.name],
                     boot_files=BootFiles(args.image.kernel, args.image.initrd),
                     network=networks[g.hypervisor.name],
                     access=access[g.name],

@@ -30,9 +30,9 @@ def _path(loc: tuple) -> str:
     return out
 
 
-def _model_at(loc: tuple) -> type[BaseModel] | None:
+def _model_at(loc: tuple, root: type[BaseModel] = StackSpec) -> type[BaseModel] | None:
     """The model whose field the error location points into (for listing allowed keys)."""
-    model: Any = StackSpec
+    model: Any = root
     for part in loc[:-1]:
         if isinstance(part, int):
             continue
@@ -48,10 +48,10 @@ def _model_at(loc: tuple) -> type[BaseModel] | None:
     return model
 
 
-def _issue(err: dict) -> Issue:
+def _issue(err: dict, root: type[BaseModel] = StackSpec) -> Issue:
     loc = tuple(err["loc"])
     if err["type"] == "extra_forbidden":
-        model = _model_at(loc)
+        model = _model_at(loc, root)
         allowed = ", ".join(f.alias or n for n, f in model.model_fields.items()) if model else "?"
         return Issue(_path(loc), f"unknown key; allowed here: {allowed}")
     if err["type"] == "missing":
@@ -65,6 +65,11 @@ def _is_text_field(name: str) -> bool:
     ann = field.annotation
     options = [a for a in getattr(ann, "__args__", (ann,)) if a is not type(None)]
     return all(o is str or (getattr(o, "__origin__", None) is Literal) or isinstance(o, str) for o in options)
+
+
+def _is_optional(name: str) -> bool:
+    field = next(f for n, f in StackSpec.model_fields.items() if (f.alias or n) == name)
+    return type(None) in getattr(field.annotation, "__args__", ())
 
 
 def parse_pulumi_config(
@@ -90,9 +95,12 @@ def parse_pulumi_config(
                 config[key] = text
         else:
             try:
-                config[key] = json.loads(text)
+                value = json.loads(text)
             except json.JSONDecodeError:
                 raise SpecError([Issue(key, f"expected structured YAML, got {text!r}")]) from None
+            # Pulumi.yaml's default {} of an optional section means: not given.
+            if value != {} or not _is_optional(key):
+                config[key] = value
     return config, frozenset(secrets_set)
 
 

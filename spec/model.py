@@ -200,6 +200,12 @@ class Ssh(Model):
     public_key_file: Optional[str] = None
 
 
+class PlatformRef(Model):
+    """The platform stack (platform/) whose image pool and base image this stack uses."""
+
+    stack: str = Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+
+
 class StackSpec(Model):
     """One tenant's cluster in one environment."""
 
@@ -220,6 +226,8 @@ class StackSpec(Model):
     cluster: Cluster = Cluster()
     # Volumes and file systems holding user data are protected unless this is false.
     protect_data: bool = True
+    # Shared hypervisors: the image pool and base image come from the platform stack.
+    platform: Optional[PlatformRef] = None
 
 
 # Config keys that hold secrets, by the spec field that may name a file instead.

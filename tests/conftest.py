@@ -87,6 +87,23 @@ def local_key_files(tmp_path, monkeypatch):
     monkeypatch.setattr(stack_input, "ROOT", tmp_path)
 
 
+def platform_outputs() -> dict:
+    """What the example platform stack (platform/stacks/Pulumi.shared.yaml) publishes."""
+    from spec.platform import IMAGES_POOL, load_platform, registry
+
+    data = yaml.safe_load((ROOT / "platform" / "stacks" / "Pulumi.shared.yaml").read_text())
+    config = {k.split(":", 1)[1]: v for k, v in data["config"].items()}
+    spec = load_platform(config)
+    names = [h.name for h in spec.hypervisors]
+    return {
+        "organization/gfs2-platform/shared": {
+            "registry": registry(spec),
+            "pools": {n: IMAGES_POOL for n in names},
+            "baseVolumes": {n: f"/var/lib/libvirt/gfs2-cluster/images/g2-base.qcow2" for n in names},
+        }
+    }
+
+
 def program(stack: str, config: dict | None = None, secrets: dict | None = None):
     """The resources the program registers for a stack, under Pulumi mocks (the local
     stack needs the local_key_files fixture)."""
@@ -94,4 +111,4 @@ def program(stack: str, config: dict | None = None, secrets: dict | None = None)
 
     config = stack_config(stack) if config is None else config
     secrets = ({} if stack == "local" else SECRETS) if secrets is None else secrets
-    return capture(stack, config, secrets)
+    return capture(stack, config, secrets, stack_outputs=platform_outputs())

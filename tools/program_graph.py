@@ -51,7 +51,13 @@ def reveal(value):
 
 
 class _Mocks(pulumi.runtime.Mocks):
+    def __init__(self, stack_outputs: Optional[dict] = None):
+        self.stack_outputs = stack_outputs or {}
+
     def new_resource(self, args):
+        if args.typ == "pulumi:pulumi:StackReference":
+            name = args.inputs["name"]
+            return [name, {"name": name, "outputs": self.stack_outputs.get(name, {})}]
         outputs = dict(args.inputs)
         if args.typ.startswith("command:"):
             outputs.setdefault("stdout", "")
@@ -62,8 +68,8 @@ class _Mocks(pulumi.runtime.Mocks):
 
 
 class _RecordingMonitor(MockMonitor):
-    def __init__(self, registered: dict[str, Registered]):
-        super().__init__(_Mocks())
+    def __init__(self, mocks: _Mocks, registered: dict[str, Registered]):
+        super().__init__(mocks)
         self.registered = registered
 
     def RegisterResource(self, request):
@@ -117,15 +123,22 @@ class Graph:
 
 
 def capture(
-    stack: str, config: dict, secrets: Optional[dict] = None, root: Path = ROOT, preview: bool = True
+    stack: str,
+    config: dict,
+    secrets: Optional[dict] = None,
+    root: Path = ROOT,
+    preview: bool = True,
+    stack_outputs: Optional[dict] = None,
 ) -> Graph:
     """Runs the program of ROOT for STACK with CONFIG (the stack file's project keys,
     plain values) and SECRETS (config key -> value, set as secrets), as a preview or
-    as an update (which needs the builtin image to exist)."""
+    as an update (which needs the builtin image to exist). STACK_OUTPUTS: what stack
+    references see (stack name -> outputs)."""
     secrets = secrets or {}
     registered: dict[str, Registered] = {}
-    monitor = _RecordingMonitor(registered)
-    pulumi.runtime.set_mocks(_Mocks(), project=PROJECT, stack=stack, preview=preview, monitor=monitor)
+    mocks = _Mocks(stack_outputs)
+    monitor = _RecordingMonitor(mocks, registered)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
     values = {f"{PROJECT}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
     values.update({f"{PROJECT}:{k}": v for k, v in secrets.items()})
     pulumi.runtime.set_all_config(values, [f"{PROJECT}:{k}" for k in secrets])

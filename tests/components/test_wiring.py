@@ -28,7 +28,9 @@ EXPECTED = {
     "globex-prod": {
         "libvirt:index/network:Network": 0,
         "libvirt:index/domain:Domain": 6,
-        "libvirt:index/volume:Volume": 1 + 6 + 2,
+        # roots and data disks; pool and image come from the platform stack
+        "libvirt:index/volume:Volume": 6 + 2,
+        "libvirt:index/pool:Pool": 0,
         "command:local:Command": 0,
         # ready+base 12; exports 2; imports 8; bridge 1 + fence_virtd 1 (remote host);
         # fence keys 4; membership 4; locking 4+1; vg 1; mkfs 2; mounts 2; pcsd 4; status 1
@@ -36,6 +38,7 @@ EXPECTED = {
     },
     "acme-prod": {
         "libvirt:index/domain:Domain": 4,
+        "libvirt:index/volume:Volume": 4 + 1,
         # ready+base 8; export 1; imports 3; bridge + fence_virtd + cpu caps (3) 5;
         # fence keys 4 (gnbd1 is a cman node); cman 4; clvmd 3 + quorum 1; vg 1; mkfs 1;
         # fstab mounts 3; ricci 3; status 1
@@ -120,6 +123,22 @@ def test_two_tenants_share_no_names_bridges_or_fence_ports():
     assert bridge(a) != bridge(b)
     fence = lambda prog: [r for r in prog.commands() if r.name.endswith("fence-virtd")][0].inputs["create"]  # noqa: E731
     assert "PORT=20010" in fence(a) and "PORT=20011" in fence(b)
+
+
+def test_tenants_on_a_platform_use_its_pool_and_image():
+    prog = run("globex-prod")
+    roots = [r for r in prog.of_type("libvirt:index/volume:Volume") if r.inputs["name"].endswith("-root.qcow2")]
+    assert roots and all(r.inputs["pool"] == "g2-images" for r in roots)
+    assert all(r.inputs["baseVolumeId"] == "/var/lib/libvirt/gfs2-cluster/images/g2-base.qcow2" for r in roots)
+
+
+def test_a_platform_without_the_hypervisor_stops_the_program():
+    from tools.program_graph import capture
+
+    from conftest import SECRETS
+
+    with pytest.raises(Exception, match="platform stack organization/gfs2-platform/shared: output (pools|baseVolumes) has no hypervisor 'kvm1'"):
+        capture("globex-prod", stack_config("globex-prod"), SECRETS, stack_outputs={})
 
 
 def test_user_data_is_protected_unless_the_stack_opts_out():

@@ -15,7 +15,7 @@ from conftest import ROOT, example_stacks
 
 pytestmark = pytest.mark.engine
 
-PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "components", "spec", "render", "image")
+PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "components", "spec", "render", "image", "platform")
 SECRET_KEYS = ("sshPrivateKey", "fenceKey", "clusterAuthKey")
 MISSING_PLUGIN = "no resource plugin 'pulumi-resource-"
 
@@ -32,16 +32,18 @@ def missing_plugins() -> list[str]:
 class Project:
     """A copy of the project whose stack config the test may change freely."""
 
-    def __init__(self, base: Path, stack: str):
-        self.dir = base / "project"
+    def __init__(self, base: Path, stack: str, subproject: str = ""):
+        top = base / "project"
         self.stack = stack
-        self.dir.mkdir()
+        top.mkdir()
         for name in PROJECT_FILES:
             src = ROOT / name
-            (shutil.copytree if src.is_dir() else shutil.copy)(src, self.dir / name)
-        (self.dir / "stacks").mkdir()
-        shutil.copy(ROOT / "stacks" / f"Pulumi.{stack}.yaml", self.dir / "stacks")
-        (self.dir / ".venv").symlink_to(ROOT / ".venv")
+            (shutil.copytree if src.is_dir() else shutil.copy)(src, top / name)
+        (top / "stacks").mkdir()
+        if not subproject:
+            shutil.copy(ROOT / "stacks" / f"Pulumi.{stack}.yaml", top / "stacks")
+        (top / ".venv").symlink_to(ROOT / ".venv")
+        self.dir = top / subproject
         self.env = dict(
             os.environ,
             PULUMI_BACKEND_URL=f"file://{base / 'backend'}",
@@ -89,9 +91,11 @@ class Project:
 
     def point_hypervisors_here(self) -> None:
         """Remote hypervisors are previewed against this machine's libvirtd, Xen guests
-        as QEMU ones (README: Previewing a remote stack here)."""
+        as QEMU ones, and without their platform stack, which is not in this backend
+        (README: Previewing a remote stack here)."""
         self.set("hypervisors[0].uri", "qemu:///system")
         self.set("hypervisors[0].domainType", "qemu")
+        self.pulumi("config", "rm", "gfs2-cluster:platform")
 
     def preview(self) -> subprocess.CompletedProcess:
         return self.pulumi("preview", "--diff", check=False)
@@ -145,6 +149,21 @@ def test_preview_plans_the_cluster(project, tmp_path):
     assert result.returncode == 0, output
     for resource in ("libvirt:index/domain:Domain", "libvirt:index/volume:Volume", "command:remote:Command"):
         assert resource in output
+
+
+def test_platform_program_runs_in_the_real_engine_up_to_the_providers(tmp_path):
+    project = Project(tmp_path, "shared", subproject="platform")
+    for i in (0, 1):
+        project.pulumi("config", "set", "--path", f"gfs2-platform:hypervisors[{i}].uri", "qemu:///system")
+    result = project.preview()
+    output = result.stdout + result.stderr
+    print(output)
+    assert "Traceback" not in output and "invalid" not in output
+    if missing_plugins():
+        errors = [line for line in output.splitlines() if line.strip().startswith("error:")]
+        assert errors and all(MISSING_PLUGIN in e for e in errors), errors
+    else:
+        assert result.returncode == 0 and "libvirt:index/pool:Pool" in output
 
 
 @pytest.mark.parametrize("project", ["local"], indirect=True)

@@ -8,19 +8,20 @@ import shlex
 
 import pytest
 
-from conftest import ROOT, SECRETS, SSH_KEY, example_stacks, program, stack_config
+from conftest import ROOT, SECRETS, SSH_KEY, example_stacks, platform_outputs, program, stack_config
 from policy.rules import RULES, PackConfig, Resource, Tenant, pack_config
 from render.script import values_of
 from components.access import as_command
 
 pytestmark = pytest.mark.usefixtures("local_key_files")
 
-# The platform's registry of the example tenants (what platform/ publishes).
+# What platform/ publishes for the example tenants, plus the local lab on this machine.
 REGISTRY = PackConfig(
     (
         Tenant("localhost", "local-dev", 10, 20010),
-        Tenant("kvm1.example.net", "globex-prod", 230, 20230),
-        Tenant("dom0.example.net", "acme-prod", 120, 20120),
+        *pack_config(
+            {"tenants-do-not-share-vlans-or-fence-ports": {"registry": platform_outputs()["organization/gfs2-platform/shared"]["registry"]}}
+        ).registry,
     )
 )
 
