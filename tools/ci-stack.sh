@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# One stack in the GitOps pipeline: ci-stack.sh preview|up FOLDER STACK.
+# Secrets come from the CI secret store as variables, never from the repository:
+#   PULUMI_BACKEND_URL, PULUMI_CONFIG_PASSPHRASE        (all stacks)
+#   GFS2_PLUGIN_DIR                                    (provider plugin archives on the runner)
+#   <STACK>_SSH_PRIVATE_KEY, <STACK>_FENCE_KEY, <STACK>_CLUSTER_AUTH_KEY
+#                                                      (tenant stacks; STACK upper-cased, - as _)
+set -euo pipefail
+
+verb=$1
+folder=$2
+stack=$3
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+: "${PULUMI_BACKEND_URL:?set PULUMI_BACKEND_URL in the CI secret store}"
+: "${PULUMI_CONFIG_PASSPHRASE:?set PULUMI_CONFIG_PASSPHRASE in the CI secret store}"
+
+make -C "$root" setup
+# shellcheck source=tools/env.sh
+. "$root/tools/env.sh"
+# stacks/ belongs to the project at the top, platform/stacks/ to platform/.
+cd "$root/$(dirname "$folder")"
+pulumi stack select --create "$stack"
+
+policy=()
+if [[ $folder == stacks ]]; then
+  prefix=$(tr 'a-z-' 'A-Z_' <<<"$stack")
+  for pair in sshPrivateKey:SSH_PRIVATE_KEY fenceKey:FENCE_KEY clusterAuthKey:CLUSTER_AUTH_KEY; do
+    variable="${prefix}_${pair#*:}"
+    if [[ -n ${!variable:-} ]]; then
+      # On stdin: the value never reaches a command line or the job log.
+      printf '%s' "${!variable}" | pulumi config set --secret "gfs2-cluster:${pair%%:*}" --stack "$stack"
+    fi
+  done
+  # The platform's registry of tenants is the policy pack's view of the other tenants.
+  platform=$(pulumi config get gfs2-cluster:platform --stack "$stack" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin).get("stack",""))' || true)
+  config=$(mktemp)
+  if [[ -n $platform ]]; then
+    pulumi stack output registry --json --stack "$platform" |
+      python3 -c 'import json,sys; json.dump({"tenants-do-not-share-vlans-or-fence-ports": {"registry": json.load(sys.stdin)}}, sys.stdout)' >"$config"
+  else
+    echo '{}' >"$config"
+  fi
+  policy=(--policy-pack "$root/policy" --policy-pack-config "$config")
+fi
+
+case $verb in
+  preview) pulumi preview --stack "$stack" --non-interactive --diff "${policy[@]}" ;;
+  up) pulumi up --stack "$stack" --non-interactive --yes "${policy[@]}" ;;
+  *) echo "usage: ci-stack.sh preview|up FOLDER STACK" >&2; exit 2 ;;
+esac
