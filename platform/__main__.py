@@ -1,4 +1,5 @@
-"""gfs2-platform: one stack per group of shared hypervisors (platform/stacks/)."""
+"""gfs2-platform: one stack per group of shared hypervisors (platform/stacks/). Its
+tenants are the stack files in ../stacks/ that name it."""
 
 import json
 import subprocess
@@ -8,12 +9,13 @@ from pathlib import Path
 import pulumi
 import pulumi.runtime.config as runtime_config
 import pulumi_libvirt as libvirt
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from spec import SpecError  # noqa: E402
-from spec.platform import IMAGES_PATH, IMAGES_POOL, load_platform, registry  # noqa: E402
+from spec.platform import IMAGES_PATH, IMAGES_POOL, load_platform, registry, tenants  # noqa: E402
 
 PROJECT = "gfs2-platform"
 
@@ -24,8 +26,16 @@ def read_config() -> dict:
     for key, text in runtime_config.CONFIG.get().items():
         if key.startswith(prefix):
             name = key[len(prefix):]
-            out[name] = text if name == "image" else json.loads(text)
+            out[name] = json.loads(text)
     return out
+
+
+def tenant_stack_files() -> dict:
+    files = {}
+    for path in sorted((ROOT / "stacks").glob("Pulumi.*.yaml")):
+        config = yaml.safe_load(path.read_text()).get("config") or {}
+        files[f"stacks/{path.name}"] = {k.split(":", 1)[1]: v for k, v in config.items() if k.startswith("gfs2-cluster:")}
+    return files
 
 
 def image_path(image: str) -> str:
@@ -37,6 +47,8 @@ def image_path(image: str) -> str:
 
 try:
     spec = load_platform(read_config())
+    this_stack = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
+    found = tenants(spec, this_stack, tenant_stack_files())
 except SpecError as e:
     raise pulumi.RunError(str(e)) from None
 
@@ -47,9 +59,9 @@ for hv in spec.hypervisors:
     pool = libvirt.Pool(
         f"{hv.name}-images", name=IMAGES_POOL, type="dir", target=libvirt.PoolTargetArgs(path=IMAGES_PATH), opts=on_hv
     )
-    base = libvirt.Volume(f"{hv.name}-base", name="g2-base.qcow2", pool=pool.name, source=image_path(spec.image), opts=on_hv)
+    base = libvirt.Volume(f"{hv.name}-base", name="g2-base.qcow2", pool=pool.name, source=image_path(hv.image), opts=on_hv)
     pools[hv.name], images[hv.name] = pool.name, base.id
 
-pulumi.export("registry", registry(spec))
+pulumi.export("registry", registry(found))
 pulumi.export("pools", pools)
 pulumi.export("baseVolumes", images)

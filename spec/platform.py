@@ -1,88 +1,89 @@
-"""The platform stack: hypervisor-side pieces shared by every tenant (trunk, image pool,
-base image) and the registry that gives each tenant its VLAN id and fence port.
+"""The platform stack: hypervisor-side pieces shared by every tenant (image pool, base
+image), and the registry of its tenants, read from the tenant stack files that name it.
 
-No Pulumi import; errors name the key path like the tenant spec's.
+A VLAN id or a fence port belongs to one tenant per hypervisor; the registry refuses a
+second one, naming the stack file. No Pulumi import.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from dataclasses import dataclass
+from typing import Any, Mapping
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError
 
-from spec.load import SpecError, _issue
-from spec.model import Hypervisor, Label, Model
-from spec.names import FENCE_PORT_BASE
+from spec.load import SpecError, _issue, load_spec
+from spec.model import Hypervisor, Model
 from spec.rules import Issue
+from spec.topology import build
 
 IMAGES_POOL = "g2-images"
 IMAGES_PATH = "/var/lib/libvirt/gfs2-cluster/images"
+SECRETS = frozenset({"sshPrivateKey", "fenceKey", "clusterAuthKey"})
 
 
-class RegisteredTenant(Model):
-    """One tenant stack allowed on a hypervisor, with its VLAN id and fence port."""
-
-    stack_id: str = Field(pattern=r"^[a-z][a-z0-9-]*$", max_length=21)
-    hypervisor: Label
-    vlan_id: int = Field(ge=1, le=4094)
-    # Default: the tenant stack's own derivation (FENCE_PORT_BASE + vlanId).
-    fence_port: Optional[int] = Field(default=None, ge=1024, le=65535)
-
-    @property
-    def port(self) -> int:
-        return self.fence_port or FENCE_PORT_BASE + self.vlan_id
+class PlatformHypervisor(Hypervisor):
+    # The base image of this hypervisor's guests, uploaded once into its image pool: a
+    # path on the machine running Pulumi, or "builtin" (image/build.sh's).
+    image: str = "builtin"
 
 
 class PlatformSpec(Model):
-    hypervisors: list[Hypervisor] = Field(min_length=1)
-    # Path of the image on the machine running Pulumi; "builtin" is image/build.sh's.
-    image: str = "builtin"
-    tenants: list[RegisteredTenant] = []
+    hypervisors: list[PlatformHypervisor] = Field(min_length=1)
 
 
-# What must be unique among registered tenants: a stack id everywhere, a VLAN id and a
-# fence port per hypervisor.
-UNIQUE = {
-    "stackId": lambda t: ("", t.stack_id),
-    "vlanId": lambda t: (t.hypervisor, t.vlan_id),
-    "fencePort": lambda t: (t.hypervisor, t.port),
-}
-
-
-def check(spec: PlatformSpec) -> list[Issue]:
-    names = {h.name for h in spec.hypervisors}
-    issues = [
-        Issue(f"tenants[{i}].hypervisor", f"no hypervisor named {t.hypervisor!r}; known: {', '.join(sorted(names))}")
-        for i, t in enumerate(spec.tenants)
-        if t.hypervisor not in names
-    ]
-    for path, key in UNIQUE.items():
-        owner: dict = {}
-        for i, t in enumerate(spec.tenants):
-            k = key(t)
-            if k in owner:
-                where = f" on {k[0]}" if k[0] else ""
-                issues.append(Issue(f"tenants[{i}].{path}", f"{k[1]}{where} already belongs to {owner[k]}"))
-            else:
-                owner[k] = t.stack_id
-    return issues
+@dataclass(frozen=True)
+class RegisteredTenant:
+    stack_file: str
+    stack_id: str
+    hypervisor: str  # the hypervisor's host name, as the policy pack sees it
+    vlan_id: int
+    fence_port: int
 
 
 def load_platform(config: Mapping[str, Any]) -> PlatformSpec:
     try:
-        spec = PlatformSpec.model_validate(dict(config))
+        return PlatformSpec.model_validate(dict(config))
     except ValidationError as e:
         raise SpecError([_issue(err, PlatformSpec) for err in e.errors()]) from None
-    issues = check(spec)
+
+
+def _host(uri: str) -> str:
+    return urlsplit(uri).hostname or "localhost"
+
+
+def tenants(platform: PlatformSpec, platform_stack: str, stack_files: Mapping[str, Mapping[str, Any]]) -> list[RegisteredTenant]:
+    """The tenants of PLATFORM_STACK: every stack file (name -> project config) whose
+    `platform.stack` names it. Raises SpecError for a tenant on an unknown hypervisor
+    or one that takes another's VLAN id or fence port."""
+    hosts = {_host(h.uri) for h in platform.hypervisors}
+    found, issues = [], []
+    for file, config in sorted(stack_files.items()):
+        if (config.get("platform") or {}).get("stack") != platform_stack:
+            continue
+        topo = build(load_spec(config, SECRETS))
+        host = _host(topo.hypervisor(topo.spec.members.hypervisor).uri)
+        if host not in hosts:
+            issues.append(Issue(f"{file}: hypervisors", f"{host} is not a hypervisor of {platform_stack}"))
+            continue
+        found.append(RegisteredTenant(file, topo.names.stack_id, host, topo.spec.network.vlan_id, topo.fencing.port))
+    for key, what in (("vlanId", "VLAN"), ("fencing.port", "fence port")):
+        owner: dict = {}
+        for t in found:
+            k = (t.hypervisor, t.vlan_id if key == "vlanId" else t.fence_port)
+            if k in owner:
+                issues.append(Issue(f"{t.stack_file}: {key}", f"{what} {k[1]} on {k[0]} already belongs to {owner[k]}"))
+            else:
+                owner[k] = t.stack_id
     if issues:
         raise SpecError(issues)
-    return spec
+    return found
 
 
-def registry(spec: PlatformSpec) -> list[dict]:
-    """What the platform publishes for the policy pack and the tenant stacks."""
-    hosts = {h.name: h.ssh_target.split("@", 1)[1] if h.ssh_target else "localhost" for h in spec.hypervisors}
+def registry(found: list[RegisteredTenant]) -> list[dict]:
+    """What the platform publishes for the policy pack."""
     return [
-        {"hypervisor": hosts[t.hypervisor], "stackId": t.stack_id, "vlanId": t.vlan_id, "fencePort": t.port}
-        for t in spec.tenants
+        {"hypervisor": t.hypervisor, "stackId": t.stack_id, "vlanId": t.vlan_id, "fencePort": t.fence_port}
+        for t in found
     ]

@@ -89,17 +89,18 @@ def local_key_files(tmp_path, monkeypatch):
 
 def platform_outputs() -> dict:
     """What the example platform stack (platform/stacks/Pulumi.shared.yaml) publishes."""
-    from spec.platform import IMAGES_POOL, load_platform, registry
+    from spec.platform import IMAGES_POOL, load_platform, registry, tenants
 
+    stack = "organization/gfs2-platform/shared"
     data = yaml.safe_load((ROOT / "platform" / "stacks" / "Pulumi.shared.yaml").read_text())
-    config = {k.split(":", 1)[1]: v for k, v in data["config"].items()}
-    spec = load_platform(config)
+    spec = load_platform({k.split(":", 1)[1]: v for k, v in data["config"].items()})
+    files = {f"stacks/Pulumi.{s}.yaml": stack_config(s) for s in example_stacks()}
     names = [h.name for h in spec.hypervisors]
     return {
-        "organization/gfs2-platform/shared": {
-            "registry": registry(spec),
+        stack: {
+            "registry": registry(tenants(spec, stack, files)),
             "pools": {n: IMAGES_POOL for n in names},
-            "baseVolumes": {n: f"/var/lib/libvirt/gfs2-cluster/images/g2-base.qcow2" for n in names},
+            "baseVolumes": {n: "/var/lib/libvirt/gfs2-cluster/images/g2-base.qcow2" for n in names},
         }
     }
 

@@ -38,9 +38,9 @@ def test_a_change_to_shared_code_covers_every_stack(verb):
         assert ("environment" in job) == (verb == "up")
 
 
-def test_a_new_tenant_file_previews_only_that_tenant():
+def test_a_new_tenant_file_previews_that_tenant_and_the_platform_registry():
     pipeline = child_pipeline("preview", ["stacks/Pulumi.globex-prod.yaml", "README.md"])
-    assert list(jobs(pipeline)) == ["preview:stacks:globex-prod"]
+    assert list(jobs(pipeline)) == ["preview:platform:shared", "preview:stacks:globex-prod"]
 
 
 def test_docs_and_tests_touch_no_stack():

@@ -24,10 +24,13 @@ def stacks(root: Path, folder: str) -> list[str]:
 
 def touched(changed: list[str], folder: str, names: list[str]) -> list[str]:
     """Stacks of FOLDER a change touches: its own file, or any shared code (which every
-    stack runs). Deleting a stack file touches nothing: removing a tenant is a
-    deliberate `make destroy`, never a side effect of a merge."""
+    stack runs); a platform also by any tenant file (its registry is read from them).
+    Deleting a stack file touches nothing: removing a tenant is a deliberate
+    `make destroy`, never a side effect of a merge."""
     own = {f"{folder}/Pulumi.{n}.yaml": n for n in names}
-    if any(f not in own and not f.startswith(("stacks/", "platform/stacks/")) and _is_code(f) for f in changed):
+    shared = [f for f in changed if f not in own and not f.startswith(("stacks/", "platform/stacks/")) and _is_code(f)]
+    tenant_files = folder == PLATFORM_DIR and any(f.startswith(f"{TENANT_DIR}/") for f in changed)
+    if shared or tenant_files:
         return names
     return [own[f] for f in changed if f in own]
 
