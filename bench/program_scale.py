@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 from components.stack_input import Secrets  # noqa: E402
 from components.tenant_cluster import ImageFiles, TenantCluster, TenantClusterArgs  # noqa: E402
 from spec import build, load_spec  # noqa: E402
-from tools.program_graph import _Mocks, _RecordingMonitor  # noqa: E402
+from tools.program_graph import record  # noqa: E402
 
 MEMBERS = 8
 SECRETS = frozenset({"sshPrivateKey", "fenceKey", "clusterAuthKey"})
@@ -45,10 +45,7 @@ def tenant_config(i: int) -> dict:
 
 def evaluate(tenants: int) -> tuple[float, int]:
     """Seconds to evaluate the program for that many tenants, and resources registered."""
-    registered: dict = {}
-    mocks = _Mocks()
-    pulumi.runtime.set_mocks(mocks, project="gfs2-cluster", stack="bench", preview=True,
-                             monitor=_RecordingMonitor(mocks, registered))
+    registered = record("bench")
     secret = pulumi.Output.secret("x")
     secrets = Secrets(secret, secret, secret, "ssh-ed25519 AAAA bench")
     image = ImageFiles("/images/base.qcow2", "/images/vmlinux", "/images/initrd")

@@ -122,6 +122,14 @@ class Graph:
         return False
 
 
+def record(stack: str, preview: bool = True, stack_outputs: Optional[dict] = None) -> dict[str, Registered]:
+    """Points the Pulumi runtime at mocks; what gets registered lands in the returned map."""
+    registered: dict[str, Registered] = {}
+    mocks = _Mocks(stack_outputs)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=_RecordingMonitor(mocks, registered))
+    return registered
+
+
 def capture(
     stack: str,
     config: dict,
@@ -135,10 +143,7 @@ def capture(
     as an update (which needs the builtin image to exist). STACK_OUTPUTS: what stack
     references see (stack name -> outputs)."""
     secrets = secrets or {}
-    registered: dict[str, Registered] = {}
-    mocks = _Mocks(stack_outputs)
-    monitor = _RecordingMonitor(mocks, registered)
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
+    registered = record(stack, preview, stack_outputs)
     values = {f"{PROJECT}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
     values.update({f"{PROJECT}:{k}": v for k, v in secrets.items()})
     pulumi.runtime.set_all_config(values, [f"{PROJECT}:{k}" for k in secrets])

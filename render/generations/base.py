@@ -48,3 +48,8 @@ class Generation(Protocol):
     def management(self, topo: Topology) -> Optional[NodeScript]:
         """Per member: the management agent, or None."""
         ...
+
+
+def lv_lines(vg: VolumeGroupPlan) -> list[str]:
+    """The VG's logical volumes as the VG scripts read them: one "NAME SIZE" per line."""
+    return [f"{lv.name} {lv.size}" for lv in vg.logical_volumes]

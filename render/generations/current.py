@@ -11,6 +11,7 @@ from lxml import etree
 
 from render import pacemaker
 from render.corosync import corosync_conf
+from render.generations.base import lv_lines
 from render.script import NodeScript, node_script
 from spec.topology import FilesystemPlan, Topology, VolumeGroupPlan
 
@@ -59,10 +60,6 @@ def _stage_script(step: str, topo: Topology, stage_xml: str, wait_for: list[str]
         wait_for=wait_for,
         timeout=timeout,
     )
-
-
-def lv_lines(vg: VolumeGroupPlan) -> list[str]:
-    return [f"{lv.name} {lv.size}" for lv in vg.logical_volumes]
 
 
 @dataclass(frozen=True)

@@ -6,14 +6,11 @@ from dataclasses import dataclass
 from typing import Optional
 
 from render.cman import cluster_conf, cluster_nodes
+from render.generations.base import lv_lines
 from render.script import NodeScript, node_script
 from spec.topology import FilesystemPlan, Topology, VolumeGroupPlan
 
 QUORUM_TIMEOUT = 300
-
-
-def lv_lines(vg: VolumeGroupPlan) -> list[str]:
-    return [f"{lv.name} {lv.size}" for lv in vg.logical_volumes]
 
 
 @dataclass(frozen=True)
