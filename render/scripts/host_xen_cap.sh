@@ -5,5 +5,5 @@ if [[ $current == "$CAP" ]]; then
   log "$DOMAIN cap already $CAP%"
 else
   virsh -c "$URI" schedinfo "$DOMAIN" --set "cap=$CAP" --live --config >/dev/null
-  log "$DOMAIN cap set to $CAP% (was ${current:-unset})"
+  changed "$DOMAIN cap set to $CAP% (was ${current:-unset})"
 fi
