@@ -41,8 +41,8 @@ class Fencing(pulumi.ComponentResource):
             hv = topo.hypervisor(topo.spec.members.hypervisor)
             listener = FenceListener(
                 f"{name}-listener",
-                FenceListenerArgs(topo, hv, args.fence_key_b64, args.private_key),
-                pulumi.ResourceOptions(parent=self, depends_on=args.listener_after),
+                FenceListenerArgs(topo, hv, args.fence_key_b64, args.private_key, after=args.listener_after),
+                pulumi.ResourceOptions(parent=self),
             )
             script = guest_scripts.fence_key(topo)
             self.armed = [listener] + [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import pulumi
@@ -72,6 +72,8 @@ class FenceListenerArgs:
     """The tenant's fence_xvm key (secret, base64); sent on stdin."""
     private_key: pulumi.Input[str]
     """SSH key for a remote hypervisor."""
+    after: list[pulumi.Resource] = field(default_factory=list)
+    """What the daemon needs first (the tenant bridge it binds to)."""
 
 
 class FenceListener(pulumi.ComponentResource):
@@ -85,7 +87,9 @@ class FenceListener(pulumi.ComponentResource):
             args.hypervisor,
             host.fence_listener(args.topo, args.hypervisor),
             args.private_key,
-            pulumi.ResourceOptions(parent=self),
+            # Passed to the child itself: a component's depends_on does not order its
+            # children, and the daemon refuses to start before its bridge exists.
+            pulumi.ResourceOptions(parent=self, depends_on=args.after),
             stdin=args.fence_key_b64,
         )
         self.register_outputs({})

@@ -69,6 +69,41 @@ def locate(resource_id):
     return [line for line in out.stdout.splitlines() if "is running on" in line]
 
 
+def _started(resource):
+    """A primitive in crm_mon's XML that has started and is not failing or mid-operation."""
+    return (
+        resource.get("role") == "Started"
+        and resource.get("active") == "true"
+        and resource.get("failed") == "false"
+        and resource.get("pending") is None
+    )
+
+
+def started_on(resource_id):
+    """The nodes where RESOURCE_ID (a primitive, or a clone of a primitive or of a group)
+    has fully started. crm_resource --locate counts a group as running on a node as soon
+    as its first member runs there: dlm up while lvmlockd is still starting."""
+    out = run("crm_mon", "--one-shot", "--inactive", "--output-as=xml", check=False)
+    return started_nodes(out.stdout, resource_id) if out.returncode == 0 else set()
+
+
+def started_nodes(crm_mon_xml, resource_id):
+    """started_on, from the text of `crm_mon --output-as=xml`."""
+    top = ET.fromstring(crm_mon_xml).find(f"resources/*[@id='{resource_id}']")
+    if top is None:
+        return set()
+    instances = list(top) if top.tag == "clone" else [top]
+    nodes = set()
+    for instance in instances:
+        primitives = instance.findall("resource") if instance.tag == "group" else [instance]
+        if not primitives or not all(_started(p) for p in primitives):
+            continue
+        where = {n.get("name") for p in primitives for n in p.findall("node")}
+        if len(where) == 1:
+            nodes |= where
+    return nodes
+
+
 def wait(what, seconds, done):
     deadline = time.monotonic() + seconds
     while not done():
@@ -112,7 +147,7 @@ def main(argv):
         wait(f"{count} cluster members", seconds, lambda: len(members()) >= count)
     elif command == "wait-running":
         resource_id, count, seconds = argv[2], int(argv[3]), int(argv[4])
-        wait(f"{resource_id} on {count} nodes", seconds, lambda: len(locate(resource_id)) >= count)
+        wait(f"{resource_id} started on {count} nodes", seconds, lambda: len(started_on(resource_id)) >= count)
     else:
         sys.exit(f"unknown command {command}")
 

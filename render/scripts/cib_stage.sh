@@ -3,7 +3,12 @@
 log "start"
 wait_until "$TIMEOUT" "pacemaker on this node" crm_mon -1
 python3 -c "$CIB_TOOL" wait-members "$MEMBERS" "$TIMEOUT"
-python3 -c "$CIB_TOOL" apply "$STAGE"
+applied=$(python3 -c "$CIB_TOOL" apply "$STAGE")
+if [[ $applied == "pacemaker configuration unchanged" ]]; then
+  log "$applied"
+else
+  while read -r line; do changed "$line"; done <<<"$applied"
+fi
 while read -r resource count; do
   [[ -n $resource ]] || continue
   python3 -c "$CIB_TOOL" wait-running "$resource" "$count" "$TIMEOUT"

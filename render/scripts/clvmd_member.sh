@@ -3,7 +3,7 @@ if [[ $(lvm dumpconfig global/locking_type 2>/dev/null | cut -d= -f2) == 3 ]]; t
   log "cluster locking already enabled"
 else
   lvmconf --enable-cluster
-  log "cluster locking enabled (lvmconf --enable-cluster)"
+  changed "cluster locking enabled (lvmconf --enable-cluster)"
 fi
 service_on clvmd
 log "clvmd running"

@@ -1,3 +1,7 @@
 service_off clvmd
-lvmconf --disable-cluster
-log "cluster locking disabled"
+if [[ $(lvm dumpconfig global/locking_type 2>/dev/null | cut -d= -f2) == 3 ]]; then
+  lvmconf --disable-cluster
+  changed "cluster locking disabled"
+else
+  log "cluster locking already disabled"
+fi

@@ -4,7 +4,7 @@ log "start"
 conf=/etc/cluster/cluster.conf
 version() { sed -n 's/.*config_version="\([0-9]*\)".*/\1/p' "$1" | head -n1; }
 new=$(mktemp)
-trap 'rm -f "$new"' EXIT
+CLEANUP+=("$new")
 printf '%s\n' "$CLUSTER_CONF" >"$new"
 if [[ -f $conf ]] && diff -q <(sed 's/config_version="[0-9]*"//' "$conf") <(sed 's/config_version="[0-9]*"//' "$new") >/dev/null; then
   log "cluster.conf unchanged"
@@ -13,10 +13,10 @@ elif service cman status >/dev/null 2>&1; then
   sed -i "s/config_version=\"[0-9]*\"/config_version=\"$next\"/" "$new"
   install -m 0640 "$new" "$conf"
   ccs_tool update "$conf"
-  log "cluster.conf version $next pushed to the running cluster"
+  changed "cluster.conf version $next pushed to the running cluster"
 else
   install -D -m 0640 "$new" "$conf"
-  log "cluster.conf written"
+  changed "cluster.conf written"
 fi
 service_on cman
 log "done: cman running"

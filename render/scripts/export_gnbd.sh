@@ -20,7 +20,7 @@ if [[ -z $changed ]] && enabled && service "$INIT_NAME" status >/dev/null 2>&1; 
   exit 0
 fi
 
-log "exporting $DEVICE as the uncached GNBD $EXPORT_NAME (changed:${changed:- nothing})"
+changed "exporting $DEVICE as the uncached GNBD $EXPORT_NAME (changed:${changed:- nothing})"
 service_on "$INIT_NAME"
 service "$INIT_NAME" status >/dev/null || die "GNBD $EXPORT_NAME is not exported uncached from $DEVICE"
 log "gnbd export $EXPORT_NAME served on port $PORT"

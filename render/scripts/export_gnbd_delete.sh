@@ -10,7 +10,7 @@ if [[ ! -e $INIT_FILE ]] && ! exported; then
   exit 0
 fi
 
-log "unexporting GNBD $EXPORT_NAME"
+changed "unexporting GNBD $EXPORT_NAME"
 if [[ -e $INIT_FILE ]]; then
   service_off "$INIT_NAME"
   chkconfig --del "$INIT_NAME" 2>/dev/null || true

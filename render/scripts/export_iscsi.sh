@@ -123,7 +123,7 @@ if configured && saved && restore_enabled; then
   exit 0
 fi
 
-log "configuring iscsi target $TARGET_IQN ($DEVICE) on $PORTAL_ADDRESS:$PORT"
+changed "configuring iscsi target $TARGET_IQN ($DEVICE) on $PORTAL_ADDRESS:$PORT"
 # Enabled, not started: starting it now would clear the live LIO config and load the file.
 restore_enabled || systemctl enable --quiet "$RESTORE_SERVICE"
 ensure_backstore

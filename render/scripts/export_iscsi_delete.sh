@@ -19,7 +19,7 @@ if [[ ! -d $CONFIGFS/iscsi/$TARGET_IQN ]] && ! backstore_dir >/dev/null; then
   exit 0
 fi
 
-log "removing iscsi target $TARGET_IQN"
+changed "removing iscsi target $TARGET_IQN"
 # Deleting the target takes its portal, LUN and ACLs with it.
 if [[ -d $CONFIGFS/iscsi/$TARGET_IQN ]]; then tcli /iscsi delete "$TARGET_IQN"; fi
 if backstore_dir >/dev/null; then tcli /backstores/block delete "$BACKSTORE"; fi

@@ -27,6 +27,7 @@ log "serving nbd export $EXPORT_NAME ($DEVICE) on $LISTEN_ADDRESS:$PORT (changed
 if ((restart)) && systemctl is-active --quiet "$UNIT_NAME"; then
   # Members drop their connection here; nbd-client -persist reconnects them.
   systemctl restart "$UNIT_NAME"
+  note_change "restarted $UNIT_NAME"
 fi
 service_on "$UNIT_NAME"
 wait_until 30 "nbd-server on $LISTEN_ADDRESS:$PORT" listening

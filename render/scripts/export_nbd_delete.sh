@@ -11,4 +11,4 @@ rm -f "$UNIT_FILE"
 systemctl daemon-reload
 # The allow-list last: a config without it would serve anyone.
 rm -f "$CONFIG_FILE" "$ALLOW_FILE"
-log "nbd export $EXPORT_NAME removed"
+changed "nbd export $EXPORT_NAME removed"

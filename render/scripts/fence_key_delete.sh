@@ -1,6 +1,6 @@
 if [[ -e $KEY_PATH ]]; then
   rm -f "$KEY_PATH"
-  log "fence key removed"
+  changed "fence key removed"
 else
   log "no fence key to remove"
 fi

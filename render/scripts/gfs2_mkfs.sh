@@ -8,5 +8,5 @@ elif [[ -n $type ]]; then
   die "$DEVICE holds a $type file system; refusing to overwrite it"
 else
   mkfs.gfs2 -O -p lock_dlm -t "$LOCK_TABLE" -j "$JOURNALS" "$DEVICE" >/dev/null
-  log "made GFS2 $LOCK_TABLE with $JOURNALS journals on $DEVICE"
+  changed "made GFS2 $LOCK_TABLE with $JOURNALS journals on $DEVICE"
 fi

@@ -12,6 +12,6 @@ if mountpoint -q "$MOUNT_POINT"; then
   log "$MOUNT_POINT already mounted"
 else
   mount "$MOUNT_POINT"
-  log "mounted $MOUNT_POINT"
+  changed "mounted $MOUNT_POINT"
 fi
 service_on gfs2

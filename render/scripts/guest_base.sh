@@ -12,16 +12,20 @@ fi
 
 if [[ $SELINUX != none ]]; then
   command -v getenforce >/dev/null || die "selinux is $SELINUX but this image has no SELinux tools"
-  sed -i -E "s/^SELINUX=.*/SELINUX=$SELINUX/" /etc/selinux/config
+  if ! grep -qx "SELINUX=$SELINUX" /etc/selinux/config; then
+    sed -i -E "s/^SELINUX=.*/SELINUX=$SELINUX/" /etc/selinux/config
+    changed "SELinux $SELINUX in /etc/selinux/config"
+  fi
   case $SELINUX:$(getenforce) in
     enforcing:Enforcing | permissive:Permissive | disabled:Disabled) ;;
-    enforcing:*) setenforce 1 ;;
-    permissive:*) setenforce 0 ;;
+    enforcing:*) setenforce 1 && changed "SELinux enforcing now" ;;
+    permissive:*) setenforce 0 && changed "SELinux permissive now" ;;
     disabled:*) log "SELinux is disabled from the next boot" ;;
   esac
   # Lets cluster daemons (pacemaker, dlm) work in enforcing mode.
-  if [[ $SELINUX == enforcing ]] && getsebool daemons_enable_cluster_mode >/dev/null 2>&1; then
+  if [[ $SELINUX == enforcing ]] && getsebool daemons_enable_cluster_mode 2>/dev/null | grep -q -- '--> off'; then
     setsebool -P daemons_enable_cluster_mode 1
+    changed "daemons_enable_cluster_mode on"
   fi
 fi
 log "done"

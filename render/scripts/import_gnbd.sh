@@ -18,7 +18,7 @@ fi
 
 # gnbd_import without -n registers with the cluster manager.
 service cman status >/dev/null 2>&1 || die "cman is not running: gnbd_import needs the cluster manager"
-log "importing GNBD $EXPORT_NAME from $SERVER_ADDRESS:$PORT (changed:${changed:- nothing})"
+changed "importing GNBD $EXPORT_NAME from $SERVER_ADDRESS:$PORT (changed:${changed:- nothing})"
 service_on "$INIT_NAME"
 [[ -b $DEVICE ]] || die "$DEVICE did not appear"
 log "gnbd import $EXPORT_NAME on $DEVICE"

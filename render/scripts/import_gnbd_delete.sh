@@ -11,7 +11,7 @@ if [[ ! -e $INIT_FILE && ! -b $DEVICE ]]; then
 fi
 [[ -z $(holders) ]] || die "$DEVICE is in use ($(holders | tr '\n' ' ')): stop the cluster on this member first"
 
-log "removing the imported GNBD $EXPORT_NAME"
+changed "removing the imported GNBD $EXPORT_NAME"
 if [[ -e $INIT_FILE ]]; then
   service_off "$INIT_NAME"
   chkconfig --del "$INIT_NAME" 2>/dev/null || true

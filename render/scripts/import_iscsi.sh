@@ -30,7 +30,7 @@ if ((${#changed[@]} == 0)) && has_record && automatic && logged_in && [[ -b $DEV
   exit 0
 fi
 
-log "logging in to $TARGET_IQN at $PORTAL as $INITIATOR_IQN (changed: ${changed[*]:-nothing})"
+changed "logging in to $TARGET_IQN at $PORTAL as $INITIATOR_IQN (changed: ${changed[*]:-nothing})"
 # iscsid reads the initiator name when it starts.
 if ((renamed)) && systemctl is-active --quiet iscsid; then systemctl restart iscsid; fi
 service_on iscsid

@@ -17,7 +17,7 @@ if ! has_record && ! logged_in && [[ ! -e $UNIT_FILE ]]; then
 fi
 [[ -z $(holders) ]] || die "$DEVICE is in use ($(holders | tr '\n' ' ')): stop the cluster on this member first"
 
-log "logging out of $TARGET_IQN at $PORTAL"
+changed "logging out of $TARGET_IQN at $PORTAL"
 service_off "$UNIT_NAME"
 rm -f "$UNIT_FILE"
 systemctl daemon-reload

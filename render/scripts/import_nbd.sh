@@ -24,6 +24,7 @@ log "attaching nbd export $EXPORT_NAME from $SERVER_ADDRESS:$PORT on $DEVICE (ch
 if ((unit_changed)) && systemctl is-active --quiet "$UNIT_NAME"; then
   [[ -z $(holders) ]] || die "$DEVICE is in use ($(holders | tr '\n' ' ')): stop the cluster on this member, then run again"
   systemctl restart "$UNIT_NAME"
+  note_change "restarted $UNIT_NAME"
 fi
 # Starting waits (the unit's ExecStartPost) until the device is connected.
 service_on "$UNIT_NAME"

@@ -14,4 +14,4 @@ service_off "$UNIT_NAME"
 if attached; then nbd-client -nonetlink -d "$DEVICE" >/dev/null; fi
 rm -f "$UNIT_FILE" "$MODULES_FILE"
 systemctl daemon-reload
-log "nbd export $EXPORT_NAME detached"
+changed "nbd export $EXPORT_NAME detached"

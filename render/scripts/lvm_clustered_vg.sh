@@ -7,13 +7,13 @@ if vgs "$VG" >/dev/null 2>&1; then
   log "volume group $VG exists"
 else
   vgcreate -cy "$VG" "${devices[@]}"
-  log "created clustered volume group $VG"
+  changed "created clustered volume group $VG"
 fi
 while read -r lv size; do
   [[ -n $lv ]] || continue
   if lvs "$VG/$lv" >/dev/null 2>&1; then continue; fi
   if [[ $size == *%FREE ]]; then lvcreate -l "$size" -n "$lv" "$VG"; else lvcreate -L "$size" -n "$lv" "$VG"; fi
-  log "created $VG/$lv ($size)"
+  changed "created $VG/$lv ($size)"
 done <<<"$LVS"
 vgchange -ay "$VG" >/dev/null
 log "done: $VG active"

@@ -9,7 +9,7 @@ if vgs "$VG" >/dev/null 2>&1; then
   log "volume group $VG exists"
 else
   vgcreate --shared "$VG" "${devices[@]}"
-  log "created shared volume group $VG"
+  changed "created shared volume group $VG"
 fi
 vgchange --lockstart "$VG" >/dev/null
 while read -r lv size; do
@@ -23,8 +23,13 @@ while read -r lv size; do
   else
     lvcreate --yes --activate sy -L "$size" -n "$lv" "$VG"
   fi
-  log "created $VG/$lv ($size)"
+  changed "created $VG/$lv ($size)"
 done <<<"$LVS"
-python3 -c "$CIB_TOOL" apply "$STAGE"
+applied=$(python3 -c "$CIB_TOOL" apply "$STAGE")
+if [[ $applied == "pacemaker configuration unchanged" ]]; then
+  log "$applied"
+else
+  while read -r line; do changed "$line"; done <<<"$applied"
+fi
 python3 -c "$CIB_TOOL" wait-running "$CLONE" "$MEMBERS" "$TIMEOUT"
 log "done: $VG active on $MEMBERS members"

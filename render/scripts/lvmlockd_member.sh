@@ -6,12 +6,15 @@ if [[ $current == 1 ]]; then
 else
   sed -i -E 's/^([[:space:]]*)#?[[:space:]]*use_lvmlockd = [01]/\1use_lvmlockd = 1/' /etc/lvm/lvm.conf
   [[ $(lvmconfig --typeconfig full global/use_lvmlockd | cut -d= -f2) == 1 ]] || die "could not set use_lvmlockd in /etc/lvm/lvm.conf"
-  log "use_lvmlockd set to 1"
+  changed "use_lvmlockd set to 1"
 fi
 # RHEL 9 lists usable devices in a devices file: the imported exports must be in it.
 if [[ $(lvmconfig --typeconfig full devices/use_devicesfile 2>/dev/null | cut -d= -f2) == 1 ]]; then
   while read -r dev; do
     [[ -n $dev ]] || continue
-    lvmdevices 2>/dev/null | grep -qF "$(readlink -f "$dev")" || lvmdevices --adddev "$dev"
+    if ! lvmdevices 2>/dev/null | grep -qF "$(readlink -f "$dev")"; then
+      lvmdevices --adddev "$dev"
+      changed "$dev added to the LVM devices file"
+    fi
   done <<<"$DEVICES"
 fi

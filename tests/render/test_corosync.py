@@ -193,3 +193,12 @@ def test_corosync_rejects_the_config_where_no_member_address_is_local(tmp_path):
     result = corosync_test(tmp_path, corosync_conf(stack_topology("local")), None)
     assert result.returncode != 0
     assert "No valid name found for local host" in result.stdout + result.stderr
+
+
+def test_members_under_software_emulation_get_a_longer_token():
+    # TCG guests on a busy host miss corosync's default token and get fenced for it.
+    local = parse(corosync_conf(stack_topology("local")))
+    assert local["totem"]["token"] == "10000"
+    kvm = copy.deepcopy(stack_config("local"))
+    kvm["hypervisors"][0]["domainType"] = "kvm"
+    assert "token" not in parse(corosync_conf(topology(kvm)))["totem"]

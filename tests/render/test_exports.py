@@ -438,7 +438,9 @@ def test_iscsi_target_second_run_changes_nothing(lio):
     script = iscsi.ISCSI.server(topo, export).create
     run(script)
     output, commands = run(script)
-    assert len(output) == 1 and "unchanged" in output[0]
+    # One status line, then the result line every node script ends with.
+    assert len(output) == 2 and "unchanged" in output[0]
+    assert output[1].endswith("]: result: unchanged")
     assert commands == ["systemctl is-enabled --quiet target"]
 
 
@@ -462,6 +464,7 @@ def test_iscsi_target_delete_removes_target_and_backstore_once(lio):
         "saveconfig",
     ]
     output, commands = run(script.delete)
-    assert len(output) == 1 and "already gone" in output[0] and commands == []
+    assert len(output) == 2 and "already gone" in output[0] and commands == []
+    assert output[1].endswith("]: result: unchanged")
     saved = json.loads(Path(iscsi.DISTROS["rhel9"].save_file).read_text())
     assert saved == {"targets": []}

@@ -29,6 +29,27 @@ WantedBy=multi-user.target'
 log() { printf 'gfs2-cluster[%s@%s]: %s\n' "$STEP" "$(hostname -s)" "$*"; }
 die() { log "error: $*" >&2; exit 1; }
 
+# What this run changed on the node. Every successful run ends with one result line,
+# "result: changed: WHAT; WHAT" or "result: unchanged"; a second run of the same script
+# must say unchanged (the graph runner's rerun check reads this line).
+CHANGES=()
+# Files removed at exit, whatever the outcome (temporary copies of keys and configs).
+CLEANUP=()
+note_change() { CHANGES+=("$*"); }
+changed() { note_change "$*"; log "$*"; }
+finish() {
+  local rc=$?
+  if ((${#CLEANUP[@]})); then rm -f -- "${CLEANUP[@]}"; fi
+  if ((rc == 0)); then
+    if ((${#CHANGES[@]})); then
+      log "result: changed: $(IFS=';' && echo "${CHANGES[*]}")"
+    else
+      log "result: unchanged"
+    fi
+  fi
+}
+trap finish EXIT
+
 # write_file PATH MODE CONTENT: replaces PATH only when CONTENT differs.
 # Returns 0 when it wrote, 1 when PATH already had that content.
 write_file() {
@@ -41,6 +62,7 @@ write_file() {
   printf '%s\n' "$content" >"$tmp"
   chmod "$mode" "$tmp"
   mv -f "$tmp" "$path"
+  note_change "wrote $path"
 }
 
 # wait_until SECONDS DESCRIPTION COMMAND...: polls COMMAND once a second.
@@ -59,21 +81,45 @@ pid_gone() { ! kill -0 "$1" 2>/dev/null; }
 # systemd today; SysV init (service/chkconfig) on RHEL/CentOS 5.
 service_on() {
   if command -v systemctl >/dev/null; then
-    systemctl is-enabled --quiet "$1" 2>/dev/null || systemctl enable --quiet "$1"
-    systemctl is-active --quiet "$1" || systemctl start "$1"
+    if ! systemctl is-enabled --quiet "$1" 2>/dev/null; then
+      systemctl enable --quiet "$1"
+      note_change "enabled $1"
+    fi
+    if ! systemctl is-active --quiet "$1"; then
+      systemctl start "$1"
+      note_change "started $1"
+    fi
   else
-    chkconfig "$1" on
-    service "$1" status >/dev/null 2>&1 || service "$1" start
+    if ! chkconfig --list "$1" 2>/dev/null | grep -q '3:on'; then
+      chkconfig "$1" on
+      note_change "enabled $1"
+    fi
+    if ! service "$1" status >/dev/null 2>&1; then
+      service "$1" start
+      note_change "started $1"
+    fi
   fi
 }
 
 service_off() {
   if command -v systemctl >/dev/null; then
-    if systemctl is-active --quiet "$1" 2>/dev/null; then systemctl stop "$1"; fi
-    if systemctl is-enabled --quiet "$1" 2>/dev/null; then systemctl disable --quiet "$1"; fi
+    if systemctl is-active --quiet "$1" 2>/dev/null; then
+      systemctl stop "$1"
+      note_change "stopped $1"
+    fi
+    if systemctl is-enabled --quiet "$1" 2>/dev/null; then
+      systemctl disable --quiet "$1"
+      note_change "disabled $1"
+    fi
   else
-    if service "$1" status >/dev/null 2>&1; then service "$1" stop; fi
-    chkconfig "$1" off 2>/dev/null || true
+    if service "$1" status >/dev/null 2>&1; then
+      service "$1" stop
+      note_change "stopped $1"
+    fi
+    if chkconfig --list "$1" 2>/dev/null | grep -q ':on'; then
+      chkconfig "$1" off
+      note_change "disabled $1"
+    fi
   fi
 }
 
@@ -114,7 +160,7 @@ if ((${#changed[@]} == 0)) && has_record && automatic && logged_in && [[ -b $DEV
   exit 0
 fi
 
-log "logging in to $TARGET_IQN at $PORTAL as $INITIATOR_IQN (changed: ${changed[*]:-nothing})"
+changed "logging in to $TARGET_IQN at $PORTAL as $INITIATOR_IQN (changed: ${changed[*]:-nothing})"
 # iscsid reads the initiator name when it starts.
 if ((renamed)) && systemctl is-active --quiet iscsid; then systemctl restart iscsid; fi
 service_on iscsid
