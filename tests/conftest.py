@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tools.program_graph import stack_config  # noqa: F401 (the tests' way to read a stack file)
+
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"
 STACKS = ROOT / "stacks"
@@ -45,13 +47,6 @@ def golden(request):
             pytest.fail(f"{name} differs from its golden file (pytest --regen-golden rewrites it):\n{diff}")
 
     return check
-
-
-def stack_config(stack: str) -> dict:
-    """The project's config of stacks/Pulumi.<stack>.yaml, without the project prefix."""
-    data = yaml.safe_load((STACKS / f"Pulumi.{stack}.yaml").read_text())
-    prefix = PROJECT + ":"
-    return {k[len(prefix):]: v for k, v in (data.get("config") or {}).items() if k.startswith(prefix)}
 
 
 def example_stacks() -> list[str]:

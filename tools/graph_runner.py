@@ -67,7 +67,12 @@ from typing import Callable, Optional
 from xml.sax.saxutils import escape, quoteattr
 
 ROOT = Path(__file__).resolve().parent.parent
-PROJECT = "gfs2-cluster"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tools import program_graph  # noqa: E402
+from tools.program_graph import reveal, stack_config  # noqa: E402
+
 URI = "qemu:///system"
 STATE_DIR = ROOT / ".state" / "graph-runner"
 
@@ -82,32 +87,6 @@ EXECUTABLE = (*COMMAND_TYPES, POOL, VOLUME, NETWORK, DOMAIN)
 
 
 # --- capture: the program under mocks (tools/program_graph.py, shared with the tests) ---
-
-
-SECRET_MARK = "4dabf18193072939515e22adb298388d"  # Pulumi's marker of a secret value
-SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
-
-
-def reveal(value):
-    """An input with every secret replaced by its value (for use, never for printing);
-    takes Pulumi's marked form ({SECRET_MARK: SECRET_SIG, "value": v}) and {"secret": v}."""
-    if isinstance(value, dict):
-        if value.get(SECRET_MARK) == SECRET_SIG:
-            return reveal(value.get("value"))
-        if set(value) == {"secret"}:
-            return reveal(value["secret"])
-        return {k: reveal(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [reveal(v) for v in value]
-    return value
-
-
-def stack_config(stack: str) -> dict:
-    import yaml
-
-    data = yaml.safe_load((ROOT / "stacks" / f"Pulumi.{stack}.yaml").read_text())
-    prefix = PROJECT + ":"
-    return {k[len(prefix):]: v for k, v in (data.get("config") or {}).items() if k.startswith(prefix)}
 
 
 @dataclass
@@ -181,10 +160,6 @@ class Graph:
 def capture(stack: str) -> Graph:
     """The stack's graph with its real config and real key files (the program reads them
     as it would under the engine), as an update: the builtin image must exist."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    from tools import program_graph
-
     return Graph(program_graph.capture(stack, stack_config(stack), {}, preview=False).by_urn)
 
 

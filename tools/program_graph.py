@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 import pulumi
+import yaml
 from google.protobuf import json_format
 from pulumi.runtime.mocks import MockMonitor
 
@@ -46,8 +47,22 @@ def is_secret(value) -> bool:
 
 
 def reveal(value):
-    """The value inside a secret (or the value itself)."""
-    return value["value"] if is_secret(value) else value
+    """The value with every secret in it replaced by what it holds (for use, never for
+    printing)."""
+    if is_secret(value):
+        return reveal(value["value"])
+    if isinstance(value, dict):
+        return {k: reveal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [reveal(v) for v in value]
+    return value
+
+
+def stack_config(stack: str, root: Path = ROOT) -> dict:
+    """The project's config of stacks/Pulumi.<stack>.yaml, without the project prefix."""
+    data = yaml.safe_load((root / "stacks" / f"Pulumi.{stack}.yaml").read_text())
+    prefix = PROJECT + ":"
+    return {k[len(prefix):]: v for k, v in (data.get("config") or {}).items() if k.startswith(prefix)}
 
 
 class _Mocks(pulumi.runtime.Mocks):

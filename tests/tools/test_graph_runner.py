@@ -86,10 +86,11 @@ def test_network_xml_is_isolated_without_dhcp_or_dns(local_graph, tmp_path):
     assert (net.find("ip").get("address"), net.find("ip").get("prefix")) == ("10.77.10.1", "24")
 
 
-def test_secrets_are_revealed_in_either_form():
+def test_secrets_are_revealed_wherever_they_sit():
     marked = {program_graph.SECRET_MARK: program_graph.SECRET_SIG, "value": {"privateKey": "k"}}
-    assert graph_runner.reveal({"connection": marked}) == {"connection": {"privateKey": "k"}}
-    assert graph_runner.reveal([{"secret": "x"}]) == ["x"]
+    assert program_graph.reveal({"connection": marked}) == {"connection": {"privateKey": "k"}}
+    inner = {program_graph.SECRET_MARK: program_graph.SECRET_SIG, "value": "x"}
+    assert program_graph.reveal([inner, "y"]) == ["x", "y"]
 
 
 def _run(script: str, stdin: bytes = b"") -> list[str]:
