@@ -157,10 +157,11 @@ class Graph:
         return out
 
 
-def capture(stack: str) -> Graph:
+def capture(stack: str, stack_file: Optional[Path] = None) -> Graph:
     """The stack's graph with its real config and real key files (the program reads them
     as it would under the engine), as an update: the builtin image must exist."""
-    return Graph(program_graph.capture(stack, stack_config(stack), {}, preview=False).by_urn)
+    config = program_graph.read_stack_file(stack_file) if stack_file else stack_config(stack)
+    return Graph(program_graph.capture(stack, config, {}, preview=False).by_urn)
 
 
 # --- state -----------------------------------------------------------------------------
@@ -624,9 +625,9 @@ def prepare_host() -> None:
     sh(str(ROOT / "tools" / "libvirtd.sh"))
 
 
-def up(stack: str, parallel: int, timing: Optional[Path]) -> dict:
+def up(stack: str, parallel: int, timing: Optional[Path], stack_file: Optional[Path] = None) -> dict:
     prepare_host()
-    graph = capture(stack)
+    graph = capture(stack, stack_file)
     state = State(stack)
     run = Run("up", stack, parallel)
     changed = {n.urn for n in graph.nodes.values()
@@ -657,9 +658,9 @@ def up(stack: str, parallel: int, timing: Optional[Path]) -> dict:
     return data
 
 
-def rerun(stack: str, parallel: int, timing: Optional[Path]) -> dict:
+def rerun(stack: str, parallel: int, timing: Optional[Path], stack_file: Optional[Path] = None) -> dict:
     """Every command's create again, in order: the node scripts' second run."""
-    graph = capture(stack)
+    graph = capture(stack, stack_file)
     state = State(stack)
     missing = [n.name for n in graph.nodes.values() if n.urn not in state.resources]
     if missing:
@@ -685,7 +686,7 @@ def rerun(stack: str, parallel: int, timing: Optional[Path]) -> dict:
     return data
 
 
-def destroy(stack: str, parallel: int, timing: Optional[Path]) -> dict:
+def destroy(stack: str, parallel: int, timing: Optional[Path], stack_file: Optional[Path] = None) -> dict:
     prepare_host()
     state = State(stack)
     graph = Graph({})  # filled from state: deletes run from what was created
@@ -716,9 +717,9 @@ def destroy(stack: str, parallel: int, timing: Optional[Path]) -> dict:
     return data
 
 
-def leftovers(stack: str) -> list[str]:
+def leftovers(stack: str, stack_file: Optional[Path] = None) -> list[str]:
     """What of the stack is still on this machine: every check by the real tool."""
-    graph = capture(stack)
+    graph = capture(stack, stack_file)
     found = []
     names = {n.type: set() for n in graph.nodes.values()}
     for n in graph.nodes.values():
@@ -747,7 +748,8 @@ def leftovers(stack: str) -> list[str]:
                 if os.path.exists(folder):
                     found.append(f"dir {folder}")
     # This stack's rules only: other tenants (or other test labs) may share the host.
-    vlan = stack_config(stack).get("network", {}).get("vlanId")
+    config = program_graph.read_stack_file(stack_file) if stack_file else stack_config(stack)
+    vlan = config.get("network", {}).get("vlanId")
     patterns = [rf"\bG2-{vlan}(-in)?\b"] if vlan is not None else []
     for n in graph.nodes.values():
         m = re.search(r"^PORT=(\S+)$", n.inputs.get("create", ""), re.M)
@@ -765,24 +767,25 @@ def main(argv=None) -> int:
     p.add_argument("--stack", default="local")
     p.add_argument("--parallel", type=int, default=8, help="worker pool size; 1 is the serial baseline")
     p.add_argument("--timing", type=Path, help="write the JSON timing record here")
+    p.add_argument("--stack-file", type=Path, help="read the config from this file instead of stacks/Pulumi.STACK.yaml")
     a = p.parse_args(argv)
     os.chdir(ROOT)
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     try:
         if a.verb == "capture":
-            g = capture(a.stack)
+            g = capture(a.stack, a.stack_file)
             for n in g.order():
                 print(f"{n.type:<32} {n.name:<40} <- {sorted(g.nodes[d].name for d in n.deps)}")
             return 0
         if a.verb == "leftovers":
-            left = leftovers(a.stack)
+            left = leftovers(a.stack, a.stack_file)
             print("\n".join(left) if left else "nothing left")
             return 1 if left else 0
         fn = {"up": up, "rerun": rerun, "destroy": destroy}[a.verb]
-        fn(a.stack, a.parallel, a.timing)
+        fn(a.stack, a.parallel, a.timing, a.stack_file)
         if a.verb == "destroy":
-            left = leftovers(a.stack)
+            left = leftovers(a.stack, a.stack_file)
             if left:
                 print("destroy left:\n  " + "\n  ".join(left), file=sys.stderr)
                 return 1

@@ -58,11 +58,16 @@ def reveal(value):
     return value
 
 
-def stack_config(stack: str, root: Path = ROOT) -> dict:
-    """The project's config of stacks/Pulumi.<stack>.yaml, without the project prefix."""
-    data = yaml.safe_load((root / "stacks" / f"Pulumi.{stack}.yaml").read_text())
+def read_stack_file(path: Path) -> dict:
+    """The project's config in a stack file, without the project prefix."""
+    data = yaml.safe_load(path.read_text())
     prefix = PROJECT + ":"
     return {k[len(prefix):]: v for k, v in (data.get("config") or {}).items() if k.startswith(prefix)}
+
+
+def stack_config(stack: str, root: Path = ROOT) -> dict:
+    """The project's config of stacks/Pulumi.<stack>.yaml."""
+    return read_stack_file(root / "stacks" / f"Pulumi.{stack}.yaml")
 
 
 class _Mocks(pulumi.runtime.Mocks):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ REUSE = os.environ.get("GFS2_E2E_REUSE") == "1"
 
 sys.path.insert(0, str(ROOT))
 from tools import graph_runner  # noqa: E402
+from tools.guests import Guest, guests  # noqa: E402,F401 (Guest: the tests' handle on a guest)
 
 
 def runner(verb: str, *args: str, timing: Path | None = None, timeout: float = 3600) -> subprocess.CompletedProcess:
@@ -47,26 +47,6 @@ def record(name: str, data: dict) -> None:
 
 
 @dataclass
-class Guest:
-    name: str
-    address: str
-    key: Path
-
-    def ssh_argv(self, timeout: int = 10) -> list[str]:
-        return ["ssh", "-i", str(self.key), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-o", f"ConnectTimeout={timeout}",
-                f"root@{self.address}"]
-
-    def run(self, script: str, check: bool = True, timeout: float = 300, stdin: bytes | None = None) -> str:
-        p = subprocess.run([*self.ssh_argv(), "bash -c " + shlex.quote("set -euo pipefail\n" + script)],
-                           input=stdin, capture_output=True, timeout=timeout)
-        out = p.stdout.decode(errors="replace")
-        if check and p.returncode != 0:
-            raise AssertionError(f"{self.name}: exit {p.returncode}\n{out}{p.stderr.decode(errors='replace')}")
-        return out
-
-
-@dataclass
 class Cluster:
     members: list[Guest]
     server: Guest
@@ -81,17 +61,14 @@ class Cluster:
 def cluster_from_graph() -> Cluster:
     graph = graph_runner.capture(STACK)
     config = graph_runner.stack_config(STACK)
-    key = ROOT / config["ssh"]["privateKeyFile"]
-    guests, domains = {}, {}
-    for node in graph.nodes.values():
-        if node.type == "command:remote:Command" and node.name.endswith("-ready") and "-locking-" not in node.name:
-            short = node.name[: -len("-ready")].rsplit("-", 1)[-1]
-            conn = graph_runner.reveal(node.inputs["connection"])
-            guests[short] = Guest(short, conn["host"], key)
-        if node.type == graph_runner.DOMAIN:
-            domains[node.name[: -len("-domain")].rsplit("-", 1)[-1]] = node.inputs["name"]
-    members = [guests[n] for n in sorted(guests) if n.startswith("m")]
-    server = guests[config["storage"]["servers"][0]["name"]]
+    found = guests(graph, ROOT / config["ssh"]["privateKeyFile"])
+    domains = {
+        node.name[: -len("-domain")].rsplit("-", 1)[-1]: node.inputs["name"]
+        for node in graph.nodes.values()
+        if node.type == graph_runner.DOMAIN
+    }
+    members = [found[n] for n in sorted(found) if n.startswith("m")]
+    server = found[config["storage"]["servers"][0]["name"]]
     mount = config["storage"]["volumeGroups"][0]["logicalVolumes"][0]["filesystem"]["mountPoint"]
     return Cluster(members, server, mount, domains, {})
 
