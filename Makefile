@@ -21,6 +21,7 @@ destroy: setup
 # Fast tests, then the real engine on every example stack.
 test: setup
 	$(MAKE) --no-print-directory unit engine-checks
+	@echo "make test: the e2e suites (real guests, about 30 minutes) are not part of it: make e2e"
 
 unit:
 	$(ENV) python -m pytest -q -m "not e2e and not engine" tests
@@ -29,7 +30,7 @@ engine-checks:
 	$(ENV) python -m pytest -q -rs -s -m engine tests/engine
 
 e2e: setup
-	$(ENV) python -m pytest -q -m e2e tests
+	$(ENV) python -m pytest -q -rA -m e2e tests/image tests/isolation tests/e2e
 
 bench: setup
 	$(ENV) python bench/run.py

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import shlex
 import statistics
 import subprocess
 import sys
@@ -101,7 +102,7 @@ print(" ".join(f"{count / (b - a):.1f}" for a, b in zip(t, t[1:])))
 
 def small_files(guest, folder: str, count: int, tag: str) -> list[float]:
     """create/s, stat/s, delete/s of COUNT empty files in FOLDER."""
-    out = guest.run(f"python3 -c {json.dumps(SMALL_FILES)} {folder} {count} {tag}", timeout=1800)
+    out = guest.run(f"python3 -c {shlex.quote(SMALL_FILES)} {folder} {count} {tag}", timeout=1800)
     return [float(x) for x in out.split()]
 
 
