@@ -72,4 +72,11 @@ if [[ $(cat "$arp_ignore") != 1 ]]; then
   echo 1 >"$arp_ignore"
   changed "$BRIDGE answers ARP for its own addresses only"
 fi
+# The chains above are IPv4: with no IPv6 on the tenant's bridge the host can neither
+# route nor answer IPv6 between tenants, whatever its forwarding settings.
+disable_ipv6="/proc/sys/net/ipv6/conf/$BRIDGE/disable_ipv6"
+if [[ -e $disable_ipv6 && $(cat "$disable_ipv6") != 1 ]]; then
+  echo 1 >"$disable_ipv6"
+  changed "no IPv6 on $BRIDGE"
+fi
 log "done: $BRIDGE on $vlan_if with $HOST_CIDR"

@@ -75,6 +75,10 @@ def test_scripts_give_each_tenant_its_own_bridge_chain_and_listener(lab):
         conf = Path(t.conf_path).read_text()
         assert f'interface = "{t.bridge}";' in conf and f'port = "{t.port}";' in conf
         assert Path(t.host_dir / "fence_xvm.key").read_bytes() == t.key_file.read_bytes()
+        # IPv4 rules only: no IPv6 on the bridge, so none to route between tenants.
+        v6 = Path(f"/proc/sys/net/ipv6/conf/{t.bridge}/disable_ipv6")
+        assert not v6.exists() or v6.read_text().strip() == "1"
+        assert "inet6" not in iso.sh("ip", "-o", "addr", "show", "dev", t.bridge).stdout
     assert lab.a.key_file.read_bytes() != lab.b.key_file.read_bytes()
     # A second run changes nothing: same daemon, same key.
     said = iso.run_script(lab.a.listener.create, stdin=lab.a.key_b64)
