@@ -112,7 +112,40 @@ def wait(what, seconds, done):
         time.sleep(2)
 
 
+REFERENCE_ATTRIBUTES = ("rsc", "with-rsc", "first", "then")
+
+
+def foreign_references(stage):
+    """Constraints in the CIB but not in STAGE that name one of its resources, as
+    {constraint id: resource ids}: removing the resource would leave them dangling,
+    which the CIB schema refuses after the resource has already been stopped."""
+    owned = {e.get("id") for e in stage.iterfind("resources/*")}
+    owned |= {e.get("id") for e in stage.iterfind("resources//*[@id]")}
+    own_constraints = {e.get("id") for e in stage.iterfind("constraints/*")}
+    out = run("cibadmin", "--query", "--scope", "constraints", check=False)
+    if out.returncode != 0 or not out.stdout.strip():
+        return {}
+    found = {}
+    for constraint in ET.fromstring(out.stdout):
+        if constraint.get("id") in own_constraints:
+            continue
+        named = {constraint.get(a) for a in REFERENCE_ATTRIBUTES}
+        named |= {ref.get("id") for ref in constraint.iterfind(".//resource_ref")}
+        if named & owned:
+            found[constraint.get("id")] = sorted(n for n in named - owned if n)
+    return found
+
+
 def remove(stage, seconds=300):
+    foreign = foreign_references(stage)
+    if foreign:
+        listed = "; ".join(f"{c} (with {', '.join(others) or 'nothing else'})" for c, others in sorted(foreign.items()))
+        sys.exit(
+            "refusing to remove this step's pacemaker resources: constraints that are not its own "
+            f"still name them: {listed}. Something configured on top of them is still there "
+            "(a step left by an interrupted run, or added by hand): finish it with `pulumi up` "
+            "and destroy again, or remove what the constraints belong to first. Nothing was changed."
+        )
     for element in stage.iterfind("constraints/*"):
         if current("constraints", element.get("id")) is not None:
             run("cibadmin", "--delete", "--xpath", xpath("constraints", element.get("id")))

@@ -101,3 +101,21 @@ def test_the_scripts_carry_the_tool_and_stage_as_quoted_values(topo):
     script = CURRENT.cluster_ready(topo).create
     assert "CIB_TOOL='" in script and "STAGE='<stage>" in script
     assert 'python3 -c "$CIB_TOOL" apply "$STAGE"' in script
+
+
+def test_remove_refuses_while_another_steps_constraints_name_its_resources(cib, topo):
+    """A file system left in the CIB by an interrupted run still orders itself after the
+    volume group: removing the VG step names it and changes nothing."""
+    vg_clone = pacemaker.clone_id(pacemaker.lvm_id(topo.volume_groups[0]))
+    fs_clone = pacemaker.clone_id(pacemaker.fs_id(topo.filesystems[0]))
+    tool(cib, "apply", cluster_stage(topo))
+    tool(cib, "apply", stage(topo, [vg_clone]))
+    tool(cib, "apply", stage(topo, [fs_clone]))
+    before = cib.read_text()
+    refused = subprocess.run(
+        [sys.executable, "-c", cib_tool(), "remove", stage(topo, [vg_clone])],
+        env=dict(os.environ, CIB_file=str(cib)), capture_output=True, text=True,
+    )
+    assert refused.returncode != 0
+    assert fs_clone in refused.stderr and "Nothing was changed" in refused.stderr
+    assert cib.read_text() == before
