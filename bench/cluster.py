@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import re
 import shlex
 import statistics
 import subprocess
@@ -56,13 +57,35 @@ def bench_stack_file(folder: Path, members: int) -> Path:
     return path
 
 
+def host_cpu() -> tuple[int, int]:
+    """(busy, total) jiffies of all the host's CPUs, from the first line of /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def busy_since(start: tuple[int, int]) -> float:
+    """Share of the host's CPU time that was busy since START: near 1.0 means every core
+    was working, so more parallel work can only queue."""
+    busy, total = host_cpu()
+    return round((busy - start[0]) / max(1, total - start[1]), 2)
+
+
+def member_boot_seconds(timing: dict) -> float:
+    """Median wait of the members' `ready` steps (domain started -> SSH answers): the
+    per-member step that needs the most CPU, a TCG guest booting."""
+    ready = [r["seconds"] for r in timing["resources"] if re.fullmatch(r".*-m\d+-ready", r["name"])]
+    return round(statistics.median(ready), 1)
+
+
 def runner(verb: str, stack_file: Path, parallel: int, timing: Path) -> dict:
+    cpu = host_cpu()
     argv = [sys.executable, str(ROOT / "tools" / "graph_runner.py"), verb, "--stack", STACK,
             "--parallel", str(parallel), "--timing", str(timing), "--stack-file", str(stack_file)]
     result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
     if result.returncode != 0:
         sys.exit(f"graph runner {verb} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
-    return json.loads(timing.read_text())
+    return {**json.loads(timing.read_text()), "host_cpu_busy": busy_since(cpu)}
 
 
 def spread(values: list[float]) -> dict:
@@ -72,13 +95,21 @@ def spread(values: list[float]) -> dict:
 
 def fio(guest, name: str, rw: str, target: str, size: str = FIO_SIZE) -> float:
     """MiB/s of one fio job with direct I/O (no guest page cache in the figure)."""
+    return fio_job(guest, name, rw, target, size)["mib_s"]
+
+
+def fio_job(guest, name: str, rw: str, target: str, size: str = FIO_SIZE) -> dict:
+    """One fio job: MiB/s, the CPU it used inside the guest (usr+sys, % of one vCPU) and
+    how busy the host's CPUs were meanwhile."""
+    cpu = host_cpu()
     out = guest.run(
         f"fio --name={name} --filename={target} --rw={rw} --bs=1M --size={size} --direct=1 "
         f"--ioengine=libaio --iodepth=4 --output-format=json",
         timeout=1800,
     )
     job = json.loads(out[out.index("{"):])["jobs"][0]
-    return job["write" if "write" in rw else "read"]["bw"] / 1024
+    return {"mib_s": job["write" if "write" in rw else "read"]["bw"] / 1024,
+            "guest_cpu_pct": job["usr_cpu"] + job["sys_cpu"], "host_cpu_busy": busy_since(cpu)}
 
 
 SMALL_FILES = r"""
@@ -111,10 +142,12 @@ def filesystem(members: list, mount: str, device: str, repeat: int) -> dict:
     m1.run(f"mkdir -p {mount}/bench")
     rows: dict = {}
     for rw in ("write", "read"):
-        gfs2 = [fio(m1, "seq", rw, f"{mount}/bench/seq") for _ in range(repeat)]
-        raw = [fio(m1, "seq", rw, device) for _ in range(repeat)]
-        rows[f"sequential {rw}"] = {"gfs2_mib_s": spread(gfs2), "raw_mib_s": spread(raw),
-                                     "ratio": round(statistics.median(gfs2) / statistics.median(raw), 2)}
+        gfs2 = [fio_job(m1, "seq", rw, f"{mount}/bench/seq") for _ in range(repeat)]
+        raw = [fio_job(m1, "seq", rw, device) for _ in range(repeat)]
+        row = {f"{where}_{k}": spread([job[k] for job in jobs])
+               for k in ("mib_s", "guest_cpu_pct", "host_cpu_busy") for where, jobs in (("gfs2", gfs2), ("raw", raw))}
+        row["ratio"] = round(row["gfs2_mib_s"]["median"] / row["raw_mib_s"]["median"], 2)
+        rows[f"sequential {rw}"] = row
     m1.run(f"rm -f {mount}/bench/seq")
     alone = [fio(m1, "one", "write", f"{mount}/bench/one", "256M") for _ in range(repeat)]
     together = []
@@ -141,12 +174,15 @@ def filesystem(members: list, mount: str, device: str, repeat: int) -> dict:
 
 def tables(results: dict) -> str:
     b = results["build"]
+    cpu, boot = b["host_cpu_busy"], b["member_boot_seconds"]
     lines = [
-        "Build (graph runner; one run each)",
-        f"  parallel, 3 members   {b['parallel_3']:>7.1f} s",
-        f"  serial,   3 members   {b['serial_3']:>7.1f} s   parallel/serial {b['parallel_over_serial']}",
-        f"  parallel, 5 members   {b['parallel_5']:>7.1f} s   5/3 members     {b['five_over_three']}",
-        f"  destroy,  3 members   {b['destroy_3']:>7.1f} s",
+        "Build (graph runner; one run each; host CPU busy share; median member boot to SSH)",
+        f"  parallel, 3 members   {b['parallel_3']:>7.1f} s   cpu {cpu['parallel_3']:.2f}   boot {boot['parallel_3']} s",
+        f"  serial,   3 members   {b['serial_3']:>7.1f} s   cpu {cpu['serial_3']:.2f}   boot {boot['serial_3']} s"
+        f"   parallel/serial {b['parallel_over_serial']}",
+        f"  parallel, 5 members   {b['parallel_5']:>7.1f} s   cpu {cpu['parallel_5']:.2f}   boot {boot['parallel_5']} s"
+        f"   5/3 members {b['five_over_three']}",
+        f"  destroy,  3 members   {b['destroy_3']:>7.1f} s   cpu {cpu['destroy_3']:.2f}",
         "Re-run (every node command again)",
         f"  {results['rerun']['seconds']} s for {results['rerun']['commands']} commands; changed something: "
         f"{len(results['rerun']['commands_that_changed_something'])}",
@@ -174,7 +210,7 @@ def main() -> None:
         folder = Path(tmp)
         three, five = bench_stack_file(folder, 3), bench_stack_file(folder, 5)
         t = folder / "t.json"
-        build = {"parallel_3": runner("up", three, 8, t)["wall_seconds"]}
+        runs = {"parallel_3": runner("up", three, 8, t)}
         graph = graph_runner.capture(STACK, three)
         config = yaml.safe_load(three.read_text())["config"]
         found = guests(graph, ROOT / config["gfs2-cluster:ssh"]["privateKeyFile"])
@@ -187,11 +223,14 @@ def main() -> None:
         changed = [n for n, out in rerun["outputs"].items() if "result: unchanged" not in out]
         results["rerun"] = {"seconds": round(time.monotonic() - started, 1), "commands": len(rerun["outputs"]),
                             "commands_that_changed_something": changed}
-        build["destroy_3"] = runner("destroy", three, 8, t)["wall_seconds"]
-        build["serial_3"] = runner("up", three, 1, t)["wall_seconds"]
+        runs["destroy_3"] = runner("destroy", three, 8, t)
+        runs["serial_3"] = runner("up", three, 1, t)
         runner("destroy", three, 8, t)
-        build["parallel_5"] = runner("up", five, 8, t)["wall_seconds"]
+        runs["parallel_5"] = runner("up", five, 8, t)
         runner("destroy", five, 8, t)
+        build = {name: run["wall_seconds"] for name, run in runs.items()}
+        build["host_cpu_busy"] = {name: run["host_cpu_busy"] for name, run in runs.items()}
+        build["member_boot_seconds"] = {name: member_boot_seconds(run) for name, run in runs.items() if name != "destroy_3"}
         build["parallel_over_serial"] = round(build["parallel_3"] / build["serial_3"], 2)
         build["five_over_three"] = round(build["parallel_5"] / build["parallel_3"], 2)
         results["build"] = build
