@@ -1,5 +1,7 @@
 """Program scale: how long the program takes to evaluate N tenants of 8 members under
-Pulumi mocks, per registered resource (does it stay linear?).
+Pulumi mocks, per registered resource (does it stay linear?). Each evaluation runs twice:
+as Python runs it, and with the cyclic garbage collector paused, which shows how much of
+any growth per resource is the collector walking the ever larger set of live resources.
 
     python bench/program_scale.py [--tenants 1,10,50] [--repeat 3]
 """
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import gc
 import json
 import statistics
 import sys
@@ -61,13 +64,23 @@ def evaluate(tenants: int) -> tuple[float, int]:
     return time.perf_counter() - started, len(registered)
 
 
+def evaluate_without_gc(tenants: int) -> float:
+    gc.collect()
+    gc.disable()
+    try:
+        return evaluate(tenants)[0]
+    finally:
+        gc.enable()
+
+
 def run(counts: list[int], repeat: int) -> list[dict]:
     rows = []
     for n in counts:
-        times, resources = [], 0
+        times, without_gc, resources = [], [], 0
         for _ in range(repeat):
             seconds, resources = evaluate(n)
             times.append(seconds)
+            without_gc.append(evaluate_without_gc(n))
         median = statistics.median(times)
         rows.append({
             "tenants": n,
@@ -77,17 +90,19 @@ def run(counts: list[int], repeat: int) -> list[dict]:
             "seconds_min": round(min(times), 3),
             "seconds_max": round(max(times), 3),
             "ms_per_resource": round(1000 * median / resources, 3),
+            "ms_per_resource_without_gc": round(1000 * statistics.median(without_gc) / resources, 3),
             "repeat": repeat,
         })
     return rows
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["tenants  members  resources  seconds (median, min-max)  ms/resource"]
+    lines = ["tenants  members  resources  seconds (median, min-max)  ms/resource  ms/resource, GC paused"]
     for r in rows:
         lines.append(
             f"{r['tenants']:>7}  {r['members']:>7}  {r['resources']:>9}  "
             f"{r['seconds_median']:>7.2f} ({r['seconds_min']:.2f}-{r['seconds_max']:.2f})      {r['ms_per_resource']:>8.2f}"
+            f"  {r['ms_per_resource_without_gc']:>20.2f}"
         )
     return "\n".join(lines)
 
