@@ -57,7 +57,8 @@ def _totem(topo: Topology) -> Section:
 
 
 def _token(topo: Topology) -> tuple[tuple[str, Value], ...]:
-    return (("token", EMULATED_TOKEN_MS),) if topo.members_emulated else ()
+    emulated = topo.hypervisor(topo.spec.members.hypervisor).domain_type == "qemu"
+    return (("token", EMULATED_TOKEN_MS),) if emulated else ()
 
 
 def _nodelist(topo: Topology) -> Section:

@@ -25,11 +25,6 @@ FENCE_VIRSH_IDENTITY_FILE = "/root/.ssh/id_fence"
 # In a two-node cluster both members may try to fence each other at once; delaying the
 # device that fences the first member lets that member win the race.
 TWO_NODE_FENCE_DELAY = "5s"
-# Operation timeouts are multiplied by this for members under software emulation. A
-# failed stop fences the member: on the local stack (TCG, 2 host cores) unmounting GFS2
-# after the benchmarks took longer than the agent's advised 60 s and the member was fenced
-# in the middle of `destroy`. Guests with hardware virtualisation keep the advised values.
-EMULATED_TIMEOUT_FACTOR = 5
 LOCKING_GROUP = "locking"
 
 
@@ -267,18 +262,12 @@ def _primitive(topo: Topology, rsc_id: str, agent: Agent, params: Mapping[str, s
 
 def _op(topo: Topology, rsc_id: str, op: Op) -> etree._Element:
     attrs = {"id": xml_id(rsc_id, op.name, "interval", op.interval), "name": op.name}
-    attrs.update(interval=op.interval, timeout=_timeout(topo, op.timeout))
+    attrs.update(interval=op.interval, timeout=op.timeout)
     # Without fencing pacemaker rejects on-fail=fence (crm_verify reports an error and it
     # falls back to stop), so the monitor keeps its default there.
     if op.fences_on_failure and fencing_enabled(topo):
         attrs["on-fail"] = "fence"
     return etree.Element("op", attrs)
-
-
-def _timeout(topo: Topology, timeout: str) -> str:
-    if not topo.members_emulated:
-        return timeout
-    return f"{int(timeout.removesuffix('s')) * EMULATED_TIMEOUT_FACTOR}s"
 
 
 def _clone(child: etree._Element) -> etree._Element:

@@ -130,12 +130,6 @@ class Topology:
     def server_guests(self) -> tuple[Guest, ...]:
         return tuple(g for g in self.guests if g.role == "server")
 
-    @property
-    def members_emulated(self) -> bool:
-        """Members run under software emulation (domain type qemu, TCG): every step on
-        them takes many times longer than with hardware virtualisation."""
-        return self.hypervisor(self.spec.members.hypervisor).domain_type == "qemu"
-
     def guest(self, name: str) -> Guest:
         return next(g for g in self.guests if g.name == name)
 

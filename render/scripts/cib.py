@@ -136,7 +136,7 @@ def foreign_references(stage):
     return found
 
 
-def remove(stage, seconds=600):
+def remove(stage, seconds=300):
     foreign = foreign_references(stage)
     if foreign:
         listed = "; ".join(f"{c} (with {', '.join(others) or 'nothing else'})" for c, others in sorted(foreign.items()))
