@@ -196,6 +196,11 @@ def tables(results: dict) -> str:
     return "\n".join(lines)
 
 
+def save(path: Path | None, results: dict) -> None:
+    if path:
+        path.write_text(json.dumps(results, indent=2) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
@@ -218,11 +223,13 @@ def main() -> None:
         vg = config["gfs2-cluster:storage"]["volumeGroups"][0]
         mount = vg["logicalVolumes"][0]["filesystem"]["mountPoint"]
         results["filesystem"] = filesystem(members, mount, f"/dev/{vg['name']}/{RAW_LV}", args.repeat)
+        save(args.json, results)  # a later phase that fails keeps what was measured
         started = time.monotonic()
         rerun = runner("rerun", three, 8, t)
         changed = [n for n, out in rerun["outputs"].items() if "result: unchanged" not in out]
         results["rerun"] = {"seconds": round(time.monotonic() - started, 1), "commands": len(rerun["outputs"]),
                             "commands_that_changed_something": changed}
+        save(args.json, results)
         runs["destroy_3"] = runner("destroy", three, 8, t)
         runs["serial_3"] = runner("up", three, 1, t)
         runner("destroy", three, 8, t)
@@ -235,8 +242,7 @@ def main() -> None:
         build["five_over_three"] = round(build["parallel_5"] / build["parallel_3"], 2)
         results["build"] = build
     print(tables(results))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    save(args.json, results)
 
 
 if __name__ == "__main__":
