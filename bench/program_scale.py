@@ -22,11 +22,12 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
 
 from components.stack_input import Secrets  # noqa: E402
 from components.tenant_cluster import ImageFiles, TenantCluster, TenantClusterArgs  # noqa: E402
 from spec import build, load_spec  # noqa: E402
-from tools.program_graph import record  # noqa: E402
+from program_graph import record  # noqa: E402
 
 MEMBERS = 8
 SECRETS = frozenset({"sshPrivateKey", "fenceKey", "clusterAuthKey"})

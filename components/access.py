@@ -59,6 +59,8 @@ def run_on_node(
         delete=as_command(script.delete),
         stdin=stdin,
         logging=remote.Logging.STDOUT_AND_STDERR,
+        # Our deletes need no earlier output; passing it would ask sshd for AcceptEnv.
+        add_previous_output_in_env=False,
         opts=opts,
     )
 
@@ -80,6 +82,7 @@ def run_on_hypervisor(
             interpreter=["/bin/bash", "-c"],
             stdin=stdin,
             logging=local.Logging.STDOUT_AND_STDERR,
+            add_previous_output_in_env=False,
             opts=opts,
         )
     user, host = target.split("@", 1)

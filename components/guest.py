@@ -95,7 +95,7 @@ class GuestMachine(pulumi.ComponentResource):
             network_interfaces=[interface],
             kernel=args.boot_files.kernel,
             initrd=args.boot_files.initrd,
-            cmdlines=[{k: v} for k, v in boot.kernel_cmdline(topo, g, args.ssh_public_key)] if direct else None,
+            cmdlines=boot.provider_cmdlines(boot.kernel_cmdline(topo, g, args.ssh_public_key)) if direct else None,
             consoles=[libvirt.DomainConsoleArgs(type="pty", target_port="0", target_type="serial")],
             xml=libvirt.DomainXmlArgs(xslt=domain_xslt(topo, g)),
             running=True,

@@ -9,9 +9,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pulumi_policy import EnforcementLevel, PolicyConfigSchema, PolicyPack, StackValidationPolicy  # noqa: E402
+from pulumi_policy.proxy import UnknownValueError  # noqa: E402
 from pulumi_policy.secret import Secret  # noqa: E402
 
-from policy.rules import RULES, SECRET_SIG, Resource, pack_config  # noqa: E402
+from policy.rules import RULES, SECRET_SIG, UNKNOWN, Resource, pack_config  # noqa: E402
+
+
+def _item(container, key):
+    """An item of the pack's proxies, or UNKNOWN for a value a preview cannot know yet
+    (an output such as a command's stdout): reading it raises, and would stop the rule."""
+    try:
+        return _plain(container[key])
+    except UnknownValueError:
+        return UNKNOWN
 
 
 def _plain(value):
@@ -19,9 +29,11 @@ def _plain(value):
     if isinstance(value, Secret):
         return {"4dabf18193072939515e22adb298388d": SECRET_SIG, "value": _plain(value.value)}
     if isinstance(value, dict) or hasattr(value, "items"):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return {k: _item(value, k) for k in value}
+    if isinstance(value, (list, tuple)) or hasattr(value, "__getitem__") and hasattr(value, "__len__"):
+        if isinstance(value, str):
+            return value
+        return [_item(value, i) for i in range(len(value))]
     return value
 
 

@@ -22,6 +22,17 @@ SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
 
 
+class _Unknown:
+    """A value a preview cannot know yet; rules judge what is known and leave the rest to
+    the same rules at `pulumi up`, when every value is known."""
+
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+
+UNKNOWN = _Unknown()
+
+
 @dataclass(frozen=True)
 class Resource:
     type: str
@@ -133,11 +144,17 @@ def shared_disks_are_raw_and_uncached(resources: list[Resource], config: PackCon
         for needle, what in (('cache="none"', "cache='none'"), ('type="raw"', "a raw driver"), ("shareable", "shareable")):
             if needle not in xslt:
                 problems.append(f"{r.props.get('name')}: its data disks are not given {what}")
+        # In a preview volume ids are unknown: a domain's data volumes are then its
+        # component's volumes other than the root (components/guest.py names them).
+        prefix = r.name.removesuffix("-domain") + "-"
+        unknown = [v for n, v in volumes.items() if n.startswith(prefix) and n != prefix + "root"]
         for d in data:
-            vol = volumes.get(d["volumeId"]) or by_id.get(d["volumeId"])
-            if vol is not None and vol.props.get("format") != "raw":
+            known = d["volumeId"] is not UNKNOWN
+            for vol in [volumes.get(d["volumeId"]) or by_id.get(d["volumeId"])] if known else unknown:
+                if vol is None or vol.props.get("format") == "raw":
+                    continue
                 problems.append(f"{vol.props.get('name')}: a shared disk must be raw, not {vol.props.get('format')}")
-    return problems
+    return sorted(set(problems), key=problems.index)
 
 
 def no_secret_in_command_text(resources: list[Resource], config: PackConfig) -> list[str]:

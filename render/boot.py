@@ -27,6 +27,18 @@ def kernel_cmdline(topo: Topology, guest: Guest, ssh_public_key: str) -> list[tu
     ]
 
 
+def provider_cmdlines(pairs: list[tuple[str, str]]) -> list[dict[str, str]]:
+    """PAIRS in the shape terraform-provider-libvirt 0.8.1 reads back from the domain
+    (splitKernelCmdLine): one map of the keyed words, then one map {"_": keyless words}
+    in the sorted order it writes them. Any other shape differs from the state on every
+    refresh, and a changed cmdline replaces the domain."""
+    keyed = dict(sorted((k, v) for k, v in pairs if k != "_"))
+    if len(keyed) != len([k for k, _ in pairs if k != "_"]):
+        raise ValueError("kernel command line keys must be distinct")
+    keyless = sorted(v for k, v in pairs if k == "_")
+    return [m for m in (keyed, {"_": " ".join(keyless)} if keyless else {}) if m]
+
+
 def mac_address(domain: str) -> str:
     """A stable, locally administered MAC in QEMU's 52:54:00 range, from the domain name."""
     digest = hashlib.sha256(domain.encode()).digest()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tools.program_graph import stack_config  # noqa: F401 (the tests' way to read a stack file)
+from program_graph import stack_config  # noqa: F401 (the tests' way to read a stack file)
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -103,7 +103,7 @@ def platform_outputs() -> dict:
 def program(stack: str, config: dict | None = None, secrets: dict | None = None):
     """The resources the program registers for a stack, under Pulumi mocks (the local
     stack needs the local_key_files fixture)."""
-    from tools.program_graph import capture
+    from program_graph import capture
 
     config = stack_config(stack) if config is None else config
     secrets = ({} if stack == "local" else SECRETS) if secrets is None else secrets

@@ -5,11 +5,11 @@
 GFS2_ROOT=${GFS2_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]:-$0}")/.." && pwd)}
 # shellcheck source=tools/versions.env
 . "$GFS2_ROOT/tools/versions.env"
-export PULUMI_VERSION LANGHOST_VERSION COMMAND_VERSION LIBVIRT_VERSION
+export PULUMI_VERSION COMMAND_VERSION LIBVIRT_VERSION TF_LIBVIRT_VERSION
 
 # Per-user cache, outside the clone: CI runs in a fresh clone every time.
 GFS2_CACHE_DIR=${GFS2_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/gfs2-cluster}
-GFS2_TOOLCHAIN_DIR=$GFS2_CACHE_DIR/toolchain/pulumi-v$PULUMI_VERSION-python-v$LANGHOST_VERSION
+GFS2_TOOLCHAIN_DIR=$GFS2_CACHE_DIR/toolchain/pulumi-v$PULUMI_VERSION
 GFS2_STATE_DIR=${GFS2_STATE_DIR:-$GFS2_ROOT/.state}
 export GFS2_ROOT GFS2_CACHE_DIR GFS2_TOOLCHAIN_DIR GFS2_STATE_DIR
 

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # make up|preview|destroy STACK=name: the real engine on one stack of stacks/.
+#   tools/stack.sh VERB STACK [pulumi flags...]
+#   tools/stack.sh prepare STACK   (everything before the engine; prints the config file)
 set -euo pipefail
 
 # shellcheck source=tools/env.sh
@@ -7,6 +9,7 @@ set -euo pipefail
 
 verb=$1
 stack=$2
+shift 2
 stack_file=$GFS2_ROOT/stacks/Pulumi.$stack.yaml
 if [[ ! -f $stack_file ]]; then
   known=("$GFS2_ROOT"/stacks/Pulumi.*.yaml)
@@ -15,6 +18,8 @@ if [[ ! -f $stack_file ]]; then
   exit 2
 fi
 cd "$GFS2_ROOT"
+runs=$GFS2_STATE_DIR/runs
+mkdir -p "$runs"
 
 # Key files the stack keeps in .state/secrets/<dir>/ are made on first use.
 while read -r dir; do
@@ -22,23 +27,51 @@ while read -r dir; do
 done < <(grep -oE '\.state/secrets/[A-Za-z0-9_.-]+' "$stack_file" | sort -u)
 
 # The builtin image (the default) is built, or found in the cache, before an up.
-if [[ $verb == up ]] && { grep -q 'source: builtin' "$stack_file" || ! grep -q 'gfs2-cluster:image:' "$stack_file"; }; then
+if [[ $verb == up || $verb == prepare ]] && { grep -q 'source: builtin' "$stack_file" || ! grep -q 'gfs2-cluster:image:' "$stack_file"; }; then
   image/build.sh
 fi
 
-# Without both provider plugins the engine cannot plan a libvirt resource: say why.
-if grep -q missing "$GFS2_TOOLCHAIN_DIR/plugins.status"; then
-  echo "BLOCKED: provider plugins are not installed:" >&2
-  sed 's/^/  /' "$GFS2_TOOLCHAIN_DIR/plugins.status" >&2
-  echo "Put the official release archives (pulumi-resource-<name>-v<version>-linux-amd64.tar.gz)" >&2
-  echo "in a folder and run: make setup GFS2_PLUGIN_DIR=/that/folder (README.md, Provider plugins)." >&2
-  exit 3
+# An earlier run of this stack that was killed: its lock and any process it left.
+python3 tools/stale_run.py "$runs/$stack.run" "$stack"
+
+# The engine writes this machine's encryption salt into the stack's config file. A stack
+# whose tracked file has none (it keeps no secrets there, like `local`) is run from a copy
+# in .state/ that keeps the salt, so the tracked file stays as the repository has it.
+config_args=()
+if ! grep -q '^encryptionsalt:' "$stack_file"; then
+  work_file=$GFS2_STATE_DIR/stacks/Pulumi.$stack.yaml
+  mkdir -p "$(dirname "$work_file")"
+  salt=$(grep '^encryptionsalt:' "$work_file" 2>/dev/null || true)
+  { cat "$stack_file"; [[ -z $salt ]] || printf '%s\n' "$salt"; } >"$work_file.tmp"
+  mv "$work_file.tmp" "$work_file"
+  config_args=(--config-file "$work_file")
 fi
 
-pulumi stack select --create "$stack" >/dev/null
+if ! pulumi stack select "$stack" --non-interactive >/dev/null 2>&1; then
+  # stack init (which takes no --config-file) writes the salt into the tracked file:
+  # the salt moves to the copy and the tracked file gets back its own bytes.
+  cp "$stack_file" "$runs/$stack.yaml.orig"
+  pulumi stack init "$stack" --non-interactive >/dev/null
+  if ((${#config_args[@]})); then
+    grep '^encryptionsalt:' "$stack_file" >>"${config_args[1]}" || true
+    cp "$runs/$stack.yaml.orig" "$stack_file"
+  fi
+  rm -f "$runs/$stack.yaml.orig"
+fi
+
+if [[ $verb == prepare ]]; then
+  printf '%s\n' "${config_args[1]:-$stack_file}"
+  exit 0
+fi
+
+# Processes of this run carry its id, so a later run can find what a killed one left.
+GFS2_RUN_ID=$stack-$(date +%s)-$$
+export GFS2_RUN_ID
+printf '%s %s\n' "$GFS2_RUN_ID" "$$" >"$runs/$stack.run"
+flags=(--stack "$stack" --non-interactive "${config_args[@]}")
 case $verb in
-  up) pulumi up --stack "$stack" --yes --non-interactive --skip-preview ;;
-  preview) pulumi preview --stack "$stack" --non-interactive ;;
-  destroy) pulumi destroy --stack "$stack" --yes --non-interactive --skip-preview ;;
-  *) echo "unknown verb $verb" >&2; exit 2 ;;
+  up) exec pulumi up "${flags[@]}" --yes --skip-preview "$@" ;;
+  preview) exec pulumi preview "${flags[@]}" "$@" ;;
+  destroy) exec pulumi destroy "${flags[@]}" --yes --skip-preview "$@" ;;
+  *) echo "unknown verb $verb (up, preview, destroy, prepare)" >&2; exit 2 ;;
 esac

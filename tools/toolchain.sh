@@ -1,112 +1,177 @@
 #!/usr/bin/env bash
-# The Pulumi toolchain, built from Go modules into the per-user cache (tools/env.sh).
-# Nothing comes from anywhere but the Go module proxy; every step is skipped when its
-# output is already in the cache.
+# The Pulumi toolchain at one version (tools/versions.env), built into the per-user cache
+# (tools/env.sh): the CLI from the Go module proxy, the Python language host and both
+# provider plugins from source archives (../shared/upstream by default, checked against
+# tools/upstream.sha256), every dependency from the proxy. Each step is skipped when its
+# output is already there.
 set -euo pipefail
 
 # shellcheck source=tools/env.sh
 . "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 readonly bin=$GFS2_TOOLCHAIN_DIR/bin
-readonly work=$GFS2_TOOLCHAIN_DIR/work
+readonly work=$GFS2_CACHE_DIR/toolchain/work
+readonly plugins=$GFS2_CACHE_DIR/plugins
+readonly sums=$GFS2_ROOT/tools/upstream.sha256
 readonly version_pkg=github.com/pulumi/pulumi/sdk/v3/go/common/version.Version
 export GOFLAGS=-mod=mod GOTOOLCHAIN=local
 
 log() { printf 'toolchain: %s\n' "$*"; }
 
-# Prints the directory of a module in the module cache, downloading it if needed.
-module_dir() {
-  local json
-  json=$(cd "$work" && go mod download -json "$1")
-  python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("Dir") or sys.exit(d.get("Error")))' <<<"$json"
+# One message naming the piece and every way to provide it; stops setup.
+cannot_provide() {
+  local piece=$1 archive=$2
+  cat >&2 <<EOF
+toolchain: cannot provide $piece. Provide it one of these ways, then run make setup again:
+  - a release archive in GFS2_PLUGIN_DIR (pulumi-resource-NAME-vVERSION-linux-amd64.tar.gz);
+  - the source archive $archive in GFS2_UPSTREAM_DIR (now: ${GFS2_UPSTREAM_DIR:-unset});
+  - a machine with internet, where \`pulumi plugin install\` fetches the official release.
+EOF
+  exit 1
 }
 
-# Builds PKG from a throw-away wrapper module that requires MODULES (name@version).
-go_build() {
-  local out=$1 pkg=$2 version=$3; shift 3
-  local dir started=$SECONDS
-  dir=$work/build-$(basename "$out")
+# True when ARCHIVE is in GFS2_UPSTREAM_DIR; stops setup when its sha256 is not the one
+# in tools/upstream.sha256 (nothing is built from an archive that does not match).
+upstream_has() {
+  local archive=$1 dir=${GFS2_UPSTREAM_DIR:-}
+  [[ -n $dir && -f $dir/$archive ]] || return 1
+  local want got
+  want=$(awk -v a="$archive" '$2 == a {print $1}' "$sums")
+  got=$(sha256sum "$dir/$archive" | cut -d' ' -f1)
+  if [[ -z $want || $got != "$want" ]]; then
+    echo "toolchain: $dir/$archive has sha256 $got, tools/upstream.sha256 says ${want:-nothing}: not building from it" >&2
+    exit 1
+  fi
+}
+
+# Unpacks a checked ARCHIVE of GFS2_UPSTREAM_DIR into a fresh folder; prints the folder.
+unpack_upstream() {
+  local archive=$1 into=$work/src/${1%.tar.gz}
+  rm -rf "$into" && mkdir -p "$into"
+  tar -xzf "$GFS2_UPSTREAM_DIR/$archive" -C "$into"
+  echo "$into"
+}
+
+# go build in DIR with the module logs kept quiet unless something fails.
+quiet_go() {
+  local dir=$1; shift
+  (cd "$dir" && "$@" >"$work/go.log" 2>&1) || { cat "$work/go.log" >&2; return 1; }
+}
+
+build_cli() {
+  [[ -x $bin/pulumi ]] && return
+  local started=$SECONDS dir=$work/cli
+  log "building the pulumi CLI v$PULUMI_VERSION from the Go module proxy (about 5 minutes cold)"
   rm -rf "$dir" && mkdir -p "$dir"
   (
     cd "$dir"
     go mod init gfs2-cluster/toolchain >/dev/null 2>&1
-    for module in "$@"; do go mod edit -require="$module"; done
-    # pkg/v3 replaces clipboard with a fork; a wrapper must repeat non-local replaces.
+    go mod edit -require="github.com/pulumi/pulumi/pkg/v3@v$PULUMI_VERSION" -require="github.com/pulumi/pulumi/sdk/v3@v$PULUMI_VERSION"
+    # pkg/v3 replaces clipboard with a fork; a wrapper module must repeat non-local replaces.
     go mod edit -replace=github.com/atotto/clipboard=github.com/tgummerer/clipboard@v0.0.0-20241001131231-d02d263e614e
-    printf '//go:build tools\n\npackage tools\n\nimport _ "%s"\n' "$pkg" >tools.go
-    # Module downloads are noise unless something fails.
-    go mod tidy >go.log 2>&1 || { cat go.log >&2; exit 1; }
-    go build -trimpath -ldflags "-s -w -X $version_pkg=v$version" -o "$out.tmp" "$pkg"
+    printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi"\n' >tools.go
   )
-  mv "$out.tmp" "$out"
+  quiet_go "$dir" go mod tidy
+  quiet_go "$dir" go build -trimpath -ldflags "-s -w -X $version_pkg=v$PULUMI_VERSION" -o "$bin/pulumi.tmp" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
+  mv "$bin/pulumi.tmp" "$bin/pulumi"
   rm -rf "$dir"
-  log "built $(basename "$out") v$version in $((SECONDS - started)) s ($(du -h "$out" | cut -f1))"
-}
-
-pulumi_on_path_fits() {
-  local found
-  found=$(PATH=${PATH//$bin:/} command -v pulumi) || return 1
-  [[ $("$found" version 2>/dev/null) == "v$PULUMI_VERSION" ]] && log "using $found (v$PULUMI_VERSION)"
-}
-
-build_cli() {
-  if [[ -x $bin/pulumi ]] || pulumi_on_path_fits; then return; fi
-  log "building the pulumi CLI v$PULUMI_VERSION (about 5 minutes on a cold cache)"
-  go_build "$bin/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi "$PULUMI_VERSION" \
-    "github.com/pulumi/pulumi/pkg/v3@v$PULUMI_VERSION" "github.com/pulumi/pulumi/sdk/v3@v$PULUMI_VERSION"
+  log "built pulumi v$PULUMI_VERSION in $((SECONDS - started)) s ($(du -h "$bin/pulumi" | cut -f1))"
 }
 
 build_language_host() {
-  if [[ ! -x $bin/pulumi-language-python ]]; then
-    log "building pulumi-language-python v$LANGHOST_VERSION"
-    go_build "$bin/pulumi-language-python" github.com/pulumi/pulumi/sdk/v3/python/cmd/pulumi-language-python \
-      "$LANGHOST_VERSION" "github.com/pulumi/pulumi/sdk/v3@v$LANGHOST_VERSION"
-  fi
-  # The scripts beside the host come from the SDK release that matches the pip package.
-  local sdk
-  sdk=$(module_dir "github.com/pulumi/pulumi/sdk/v3@v$PULUMI_VERSION")
-  for script in cmd/pulumi-language-python-exec dist/pulumi-resource-pulumi-python; do
-    if ! cmp -s "$sdk/python/$script" "$bin/$(basename "$script")"; then
-      install -m 0755 "$sdk/python/$script" "$bin/$(basename "$script")"
-    fi
-  done
+  [[ -x $bin/pulumi-language-python && -x $bin/pulumi-language-python-exec ]] && return
+  local archive=pulumi-language-python-$PULUMI_VERSION.tar.gz started=$SECONDS src
+  upstream_has "$archive" || cannot_provide "pulumi-language-python v$PULUMI_VERSION" "$archive"
+  src=$(unpack_upstream "$archive")
+  log "building pulumi-language-python v$PULUMI_VERSION from $archive"
+  local host=$src/pulumi-$PULUMI_VERSION/sdk/python/cmd/pulumi-language-python
+  # The archive points pkg/v3 and sdk/v3 at its own tree; take both from the proxy instead.
+  quiet_go "$host" go mod edit -dropreplace=github.com/pulumi/pulumi/pkg/v3 -dropreplace=github.com/pulumi/pulumi/sdk/v3 \
+    -require="github.com/pulumi/pulumi/pkg/v3@v$PULUMI_VERSION" -require="github.com/pulumi/pulumi/sdk/v3@v$PULUMI_VERSION"
+  quiet_go "$host" go mod tidy
+  quiet_go "$host" go build -trimpath -ldflags "-s -w -X $version_pkg=v$PULUMI_VERSION" -o "$bin/pulumi-language-python.tmp" .
+  install -m 0755 "$src/pulumi-$PULUMI_VERSION/sdk/python/cmd/pulumi-language-python-exec" "$bin/"
+  install -m 0755 "$src/pulumi-$PULUMI_VERSION/sdk/python/dist/pulumi-resource-pulumi-python" "$bin/"
+  mv "$bin/pulumi-language-python.tmp" "$bin/pulumi-language-python"
+  rm -rf "$src"
+  log "built pulumi-language-python v$PULUMI_VERSION in $((SECONDS - started)) s ($(du -h "$bin/pulumi-language-python" | cut -f1))"
 }
 
-# A provider plugin: already installed, or installed from an official release archive
-# in GFS2_PLUGIN_DIR (air-gapped hosts), or built from its Go module when the proxy
-# serves it. Records what happened in plugins.status; never fails setup on its own.
+plugin_installed() {
+  pulumi plugin ls --json 2>/dev/null | python3 -c '
+import json, sys
+name, version = sys.argv[1:]
+sys.exit(0 if any(p.get("name") == name and p.get("kind") == "resource" and p.get("version") == version
+                  for p in json.load(sys.stdin) or []) else 1)' "$1" "$2"
+}
+
+build_command_plugin() {
+  local out=$1 archive=pulumi-command-$COMMAND_VERSION.tar.gz src
+  upstream_has "$archive" || return 1
+  src=$(unpack_upstream "$archive")
+  log "building pulumi-resource-command v$COMMAND_VERSION from $archive"
+  quiet_go "$src/provider" go build -trimpath \
+    -ldflags "-s -w -X github.com/pulumi/pulumi-command/provider/pkg/version.Version=$COMMAND_VERSION" \
+    -o "$out" ./cmd/pulumi-resource-command || return 1
+  rm -rf "$src"
+}
+
+build_libvirt_plugin() {
+  local out=$1 archive=pulumi-libvirt-$LIBVIRT_VERSION.tar.gz tf_archive=terraform-provider-libvirt-$TF_LIBVIRT_VERSION.tar.gz
+  local src tf
+  upstream_has "$archive" && upstream_has "$tf_archive" || return 1
+  src=$(unpack_upstream "$archive")
+  tf=$(unpack_upstream "$tf_archive")
+  log "building pulumi-resource-libvirt v$LIBVIRT_VERSION from $archive and $tf_archive"
+  local provider=$src/provider
+  quiet_go "$provider" go mod edit -replace="github.com/dmacvicar/terraform-provider-libvirt=$tf" || return 1
+  quiet_go "$provider" go mod tidy || return 1
+  # The provider embeds its schema with the version stamped in.
+  quiet_go "$provider/cmd/pulumi-resource-libvirt" env VERSION="$LIBVIRT_VERSION" go run ./generate.go || return 1
+  quiet_go "$provider" go build -trimpath \
+    -ldflags "-s -w -X github.com/pulumi/pulumi-libvirt/provider/pkg/version.Version=$LIBVIRT_VERSION" \
+    -o "$out" ./cmd/pulumi-resource-libvirt || return 1
+  rm -rf "$src" "$tf"
+}
+
+# A provider plugin, from the first of: already installed; a release archive in
+# GFS2_PLUGIN_DIR; the source archive in GFS2_UPSTREAM_DIR (built into the cache, keyed
+# by version); the official release through `pulumi plugin install` (internet).
 provide_plugin() {
-  local name=$1 version=$2 module=$3
-  local archive=${GFS2_PLUGIN_DIR:-/nonexistent}/pulumi-resource-$name-v$version-linux-amd64.tar.gz
-  if pulumi plugin ls 2>/dev/null | grep -Eq "^$name +resource +$version "; then
-    echo "$name $version installed"
-  elif [[ -f $archive ]]; then
-    pulumi plugin install resource "$name" "$version" --file "$archive" >/dev/null
-    log "installed $name v$version from $archive"
-    echo "$name $version installed"
-  else
-    local refusal
-    if refusal=$(cd "$work" && go mod download -json "$module" 2>&1); then
-      log "$module is served now: build it as README.md 'Provider plugins' describes"
-      echo "$name $version missing: $module served but not built"
+  local name=$1 version=$2
+  if plugin_installed "$name" "$version"; then return; fi
+  local release=${GFS2_PLUGIN_DIR:-/nonexistent}/pulumi-resource-$name-v$version-linux-amd64.tar.gz
+  local built=$plugins/$name-v$version/pulumi-resource-$name started=$SECONDS
+  if [[ -f $release ]]; then
+    pulumi plugin install resource "$name" "$version" --file "$release" >/dev/null
+    log "installed $name v$version from $release"
+    return
+  fi
+  if [[ ! -x $built ]]; then
+    mkdir -p "$(dirname "$built")"
+    if "build_${name}_plugin" "$built.tmp"; then
+      mv "$built.tmp" "$built"
+      log "built $name v$version in $((SECONDS - started)) s ($(du -h "$built" | cut -f1))"
+    elif pulumi plugin install resource "$name" "$version" >/dev/null 2>&1; then
+      log "installed $name v$version from its official release"
+      return
     else
-      refusal=$(python3 -c 'import json,sys; print(json.load(sys.stdin).get("Error","").splitlines()[0])' <<<"$refusal" 2>/dev/null || echo "$refusal")
-      log "plugin $name v$version unavailable: $refusal"
-      echo "$name $version missing: $refusal"
+      cannot_provide "the $name provider plugin v$version" "pulumi-$name-$version.tar.gz"
     fi
   fi
+  pulumi plugin install resource "$name" "$version" --file "$built" >/dev/null
+  log "installed $name v$version from $built"
 }
 
 main() {
-  mkdir -p "$bin" "$work"
-  [[ -f $work/go.mod ]] || (cd "$work" && go mod init gfs2-cluster/probe >/dev/null 2>&1)
+  mkdir -p "$bin" "$work" "$plugins"
   build_cli
   build_language_host
-  {
-    provide_plugin command "$COMMAND_VERSION" "$COMMAND_PROVIDER_MODULE"
-    provide_plugin libvirt "$LIBVIRT_VERSION" "$LIBVIRT_PROVIDER_MODULE"
-  } >"$GFS2_TOOLCHAIN_DIR/plugins.status"
-  log "pulumi $(pulumi version) at $(command -v pulumi); python language host v$LANGHOST_VERSION"
+  provide_plugin command "$COMMAND_VERSION"
+  provide_plugin libvirt "$LIBVIRT_VERSION"
+  log "pulumi $(pulumi version); plugins: $(pulumi plugin ls --json | python3 -c '
+import json, sys
+print(", ".join(p["name"] + " " + p["version"] for p in json.load(sys.stdin) or []))')"
 }
 
 main "$@"

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from conftest import AUTH_KEY, FENCE_KEY, example_stacks, program as run, stack_config
-from tools.program_graph import Registered, is_secret, reveal
+from program_graph import Registered, is_secret, reveal
 
 pytestmark = pytest.mark.usefixtures("local_key_files")
 
@@ -133,7 +133,7 @@ def test_tenants_on_a_platform_use_its_pool_and_image():
 
 
 def test_a_platform_without_the_hypervisor_stops_the_program():
-    from tools.program_graph import capture
+    from program_graph import capture
 
     from conftest import SECRETS
 

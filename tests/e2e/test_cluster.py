@@ -1,14 +1,11 @@
-"""The local stack on real guests (TCG), in dependency order by tools/graph_runner.py:
-shared data, concurrent writers, fencing and rejoin, a second run, an interrupted run,
-and a destroy that leaves nothing. The tests run in file order against one cluster.
-
-Not `pulumi up`: the graph runner stands in for the two provider plugins that cannot be
-built here; everything above the provider boundary is the real program.
+"""The local stack on real guests (TCG) through the real engine: shared data, concurrent
+writers, a second `pulumi up` that changes nothing, fencing and rejoin, `up` interrupted
+by SIGINT and SIGKILL then converging, and a destroy that leaves nothing. The tests run
+in file order against one cluster.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -19,26 +16,13 @@ import time
 import pytest
 from render.scripts.cib import started_nodes
 from e2e_cluster import (  # noqa: F401 - cluster is the session fixture
-    PARALLEL, RESULTS, ROOT, RUNNER, STACK, Cluster, cluster, cluster_from_graph, graph_runner, record, runner,
+    RESULTS, ROOT, STACK, Cluster, cluster, cluster_of, leftovers, record, topology, virsh,
 )
 
 pytestmark = pytest.mark.e2e
 
 BIG_FILE = "e2e-random.bin"
 REJOIN_TIMEOUT = 600  # TCG guests: fence, reboot, nbd, corosync, dlm, lvmlockd, mount
-
-
-def sha256_on(guest, path: str) -> str:
-    return guest.run(f"sha256sum {path} | cut -d' ' -f1").strip()
-
-
-def crm_started_on(guest, clone: str) -> set[str]:
-    """Nodes where every primitive of CLONE is Started (the rule cib.py waits on)."""
-    out = guest.run("crm_mon --one-shot --inactive --output-as=xml", check=False, timeout=60)
-    try:
-        return started_nodes(out, clone)
-    except Exception:  # noqa: BLE001 - no answer yet counts as nowhere
-        return set()
 
 
 def test_file_written_on_one_member_reads_the_same_on_the_others(cluster: Cluster):
@@ -116,9 +100,9 @@ def test_fencing_a_cut_off_member_restarts_it_and_it_rejoins(cluster: Cluster):
     m1, m2, m3 = cluster.members
     path = f"{cluster.mount_point}/{BIG_FILE}"
     before = sha256_on(m1, path)
-    domain = cluster.domains["m3"]
-    old_id = subprocess.run(["virsh", "-c", graph_runner.URI, "domid", domain], capture_output=True, text=True,
-                            check=True).stdout.strip()
+    domain = m3.domain
+    old_id = virsh("domid", domain).stdout.strip()
+    assert old_id, f"{domain} is not running"
     iface = m3.run("ip -o -4 addr show | awk '$4 ~ /^" + m3.address.replace(".", "\\.") + "\\// {print $2}'").strip()
     assert iface, "no interface holds m3's address"
 
@@ -150,8 +134,7 @@ def test_fencing_a_cut_off_member_restarts_it_and_it_rejoins(cluster: Cluster):
         t_fenced = None
         deadline = t_cut + 180
         while time.monotonic() < deadline:
-            new_id = subprocess.run(["virsh", "-c", graph_runner.URI, "domid", domain], capture_output=True,
-                                    text=True).stdout.strip()
+            new_id = virsh("domid", domain).stdout.strip()
             if new_id and new_id != old_id:
                 t_fenced = time.monotonic()
                 break
@@ -213,82 +196,102 @@ def fingerprint(cluster: Cluster) -> dict[str, str]:
     return prints
 
 
-def test_second_run_changes_nothing(cluster: Cluster):
+def test_second_up_changes_nothing_and_runs_no_command(cluster: Cluster):
     before = fingerprint(cluster)
-    timing = RESULTS / "rerun.json"
-    p = runner("rerun", timing=timing)
-    assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-4000:]
-    data = json.loads(timing.read_text())
-    outputs = data["outputs"]
-    assert len(outputs) == len([n for n in graph_runner.capture(STACK).nodes.values()
-                                if n.type in graph_runner.COMMAND_TYPES])
-    reported = {}
-    for name, out in outputs.items():
-        results = re.findall(r"^gfs2-cluster\[[^\]]+\]: result: (.*)$", out, re.M)
-        assert results, f"{name} printed no result line:\n{out}"
-        reported[name] = results[-1]
-    changed = {n: r for n, r in reported.items() if r != "unchanged"}
-    assert not changed, f"a second run changed something: {json.dumps(changed, indent=1)}"
-    assert fingerprint(cluster) == before, "the second run restarted or rewrote something"
+    run = cluster.engine.up()
+    assert run.ops, "the engine reported no steps"
+    assert run.changed() == {}, f"a second pulumi up changed something: {run.changed()}"
+    assert run.commands_run() == []
+    assert set(run.summary) == {"same"}, run.summary
+    preview = cluster.engine.preview(expect_no_changes=True)
+    assert preview.changed() == {}
+    assert fingerprint(cluster) == before, "the second up restarted or rewrote something"
     m1, m3 = cluster.members[0], cluster.members[-1]
     m1.run(f"echo after-rerun >{cluster.mount_point}/e2e-rerun.txt; sync")
     assert m3.run(f"cat {cluster.mount_point}/e2e-rerun.txt").strip() == "after-rerun"
-    record("rerun", {"wall_seconds": data["wall_seconds"], "commands": len(outputs)})
+    record("noop-up", {"up_seconds": round(run.seconds, 1), "preview_seconds": round(preview.seconds, 1),
+                       "steps": len(run.ops), "commands_run": 0})
+
+
+def _stack_up(log_name: str) -> tuple[subprocess.Popen, object]:
+    """`make up`'s command, as a user's terminal would run it; pulumi is its process."""
+    log = open(RESULTS / log_name, "w")
+    proc = subprocess.Popen([str(ROOT / "tools" / "stack.sh"), "up", STACK], cwd=ROOT, stdout=log,
+                            stderr=subprocess.STDOUT)
+    return proc, log
+
+
+def _wait_for(log_name: str, pattern: str, proc: subprocess.Popen, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if re.search(pattern, (RESULTS / log_name).read_text(), re.M):
+            return True
+        time.sleep(1)
+    return False
+
+
+def _processes_of_run(run_id: str) -> list[int]:
+    marker = f"GFS2_RUN_ID={run_id}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/environ", "rb") as f:
+                    if marker in f.read().split(b"\0"):
+                        found.append(int(entry))
+            except OSError:
+                continue
+    return found
 
 
 def test_interrupted_up_converges(cluster: Cluster):
-    p = runner("destroy")
-    assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-4000:]
-    state_file = graph_runner.STATE_DIR / f"{STACK}.json"
-    log = open(RESULTS / "interrupted-up.log", "w")
-    proc = subprocess.Popen([*RUNNER, "up", "--stack", STACK, "--parallel", str(PARALLEL)], cwd=ROOT,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    # Kill it (and every ssh it started) once the guests exist and cluster steps are running:
-    # when every guest has answered and at least one membership step has finished.
-    killed_after = None
-    deadline = time.monotonic() + 1200
+    """An up stopped by Ctrl-C (SIGINT), then one killed (SIGKILL) midway, then `make up`
+    again: it clears the dead run's lock and processes, saying so, and converges."""
+    cluster.engine.destroy()
+    assert leftovers(topology()) == [], leftovers(topology())
+    # SIGINT once the guests are being dialled: the engine stops starting new steps and exits.
+    proc, log = _stack_up("up-sigint.log")
     try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            names = {r["name"] for r in json.loads(state_file.read_text())["resources"].values()} \
-                if state_file.exists() else set()
-            ready = [n for n in names if n.endswith("-ready") and "-locking-" not in n]
-            if len(ready) == len(cluster.domains) and any("-membership-" in n for n in names):
-                time.sleep(3)
-                killed_after = sorted(names)
-                os.killpg(proc.pid, signal.SIGKILL)
-                break
-            time.sleep(0.5)
+        assert _wait_for("up-sigint.log", r"-ready (creating|created)", proc, 600), "the up never reached the guests"
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=900)
     finally:
-        proc.wait()
         log.close()
-    assert killed_after is not None, "the first up finished or failed before the kill point"
-    p = runner("up")
-    assert p.returncode == 0, p.stdout[-6000:] + p.stderr[-4000:]
-    c = cluster_from_graph()
+    assert proc.returncode != 0, "the interrupted up reported success"
+    # SIGKILL once cluster steps run: nothing of the engine cleans up.
+    proc, log = _stack_up("up-sigkill.log")
+    run_file = RESULTS.parent / "runs" / f"{STACK}.run"
+    try:
+        assert _wait_for("up-sigkill.log", r"-membership-\S+ created", proc, 900), "the up never reached membership"
+        run_id = run_file.read_text().split()[0]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        log.close()
+    orphans = _processes_of_run(run_id)
+    assert orphans, "SIGKILL of pulumi left no process behind: the orphan check proves nothing"
+    p = subprocess.run([str(ROOT / "tools" / "stack.sh"), "up", STACK], cwd=ROOT, capture_output=True, text=True,
+                       timeout=3600)
+    (RESULTS / "up-after-kill.log").write_text(p.stdout + p.stderr)
+    assert p.returncode == 0, p.stdout[-6000:] + p.stderr[-3000:]
+    assert re.search(r"removed a stale lock of pulumi process \d+", p.stdout), p.stdout[:2000]
+    assert re.search(rf"ended {len(orphans)} process\(es\) left by the killed run {run_id}", p.stdout), p.stdout[:2000]
+    assert _processes_of_run(run_id) == []
+    c = cluster_of(cluster.engine, cluster.up_run)
     m1 = c.members[0]
     assert crm_started_on(m1, "fs-shared-clone") == {m.name for m in c.members}
     m1.run(f"head -c 4M /dev/urandom >{c.mount_point}/e2e-after-kill.bin; sync")
     want = sha256_on(m1, f"{c.mount_point}/e2e-after-kill.bin")
     assert all(sha256_on(m, f"{c.mount_point}/e2e-after-kill.bin") == want for m in c.members[1:])
-    record("interrupted", {"created_before_kill": len(killed_after)})
+    again = cluster.engine.up()
+    assert again.changed() == {}, f"the up after the kill left work for the next one: {again.changed()}"
+    record("interrupted", {"orphans_after_sigkill": len(orphans)})
 
 
 def test_destroy_leaves_nothing(cluster: Cluster):
-    timing = RESULTS / "destroy.json"
-    p = runner("destroy", timing=timing)
-    assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-4000:]
-    assert "nothing left" in p.stdout
-    assert graph_runner.leftovers(STACK) == []
-    # The same, spelled out with each tool.
-    virsh = lambda *a: subprocess.run(["virsh", "-c", graph_runner.URI, *a], capture_output=True,  # noqa: E731
-                                      text=True).stdout
-    assert not [d for d in virsh("list", "--all", "--name").split() if d.startswith("g2-local-dev-")]
-    assert "g2-local-dev" not in virsh("net-list", "--all", "--name").split()
-    assert "g2-local-dev" not in virsh("pool-list", "--all", "--name").split()
-    assert subprocess.run(["ip", "link", "show", "g2br10"], capture_output=True).returncode != 0
-    ps = subprocess.run(["ps", "-eo", "args="], capture_output=True, text=True).stdout
-    assert "/etc/gfs2-cluster/local-dev/" not in ps
-    rules = subprocess.run(["iptables", "-S"], capture_output=True, text=True).stdout
-    assert "g2br10" not in rules and not re.search(r"\bG2-10\b", rules)
-    assert not os.path.exists("/var/lib/libvirt/gfs2-cluster/local-dev")
-    record("destroy", {"wall_seconds": json.loads(timing.read_text())["wall_seconds"]})
+    run = cluster.engine.destroy()
+    assert run.summary.get("delete", 0) > 0, run.summary
+    assert cluster.engine.resources() == [] or all(
+        r["type"] == "pulumi:pulumi:Stack" for r in cluster.engine.resources())
+    assert leftovers(topology()) == []
+    record("destroy", {"wall_seconds": round(run.seconds, 1)})
