@@ -52,6 +52,7 @@ class GuestMachineArgs:
 
 class GuestMachine(pulumi.ComponentResource):
     domain: libvirt.Domain
+    boot_watch: Optional[pulumi.Resource] = None
     ready: pulumi.Resource
 
     def __init__(self, name: str, args: GuestMachineArgs, opts: Optional[pulumi.ResourceOptions] = None):
@@ -109,11 +110,25 @@ class GuestMachine(pulumi.ComponentResource):
                 args.access.private_key,
                 pulumi.ResourceOptions(parent=self, depends_on=[self.domain]),
             )
+        # On the hypervisor, before anything dials the guest: a guest hung in early boot
+        # (under emulation) is reset once, one that still does not come up fails here,
+        # naming its domain and console log.
+        booted: list[pulumi.Resource] = [self.domain]
+        watch = guest_scripts.boot_watch(topo, g)
+        if watch is not None:
+            self.boot_watch = run_on_hypervisor(
+                f"{name}-boot-watch",
+                g.hypervisor,
+                watch,
+                args.access.private_key,
+                pulumi.ResourceOptions(parent=self, depends_on=[self.domain]),
+            )
+            booted.append(self.boot_watch)
         self.ready = run_on_node(
             f"{name}-ready",
             args.access,
             guest_scripts.ready(),
-            pulumi.ResourceOptions(parent=self, depends_on=[self.domain]),
+            pulumi.ResourceOptions(parent=self, depends_on=booted),
             dial_error_limit=BOOT_DIAL_LIMIT,
         )
         self.register_outputs({"domain": self.domain.name})

@@ -11,9 +11,12 @@ same text.
 
 from __future__ import annotations
 
+from typing import Optional
+
 from lxml import etree
 from lxml.builder import ElementMaker
 
+from spec.names import console_log
 from spec.topology import Guest, Topology
 
 XSL_NS = "http://www.w3.org/1999/XSL/Transform"
@@ -34,7 +37,7 @@ def domain_xslt(topo: Topology, guest: Guest) -> str:
         *_cpu_tuning(guest),
         *_ovs_port(topo, guest),
         *_xen_compatibility(guest),
-        *_explicit_console_type(),
+        *_console(guest),
     ]
     stylesheet = XSL.stylesheet(
         XSL.output(method="xml", indent="yes", encoding="UTF-8"),
@@ -162,16 +165,54 @@ def _xen_compatibility(guest: Guest) -> list:
     ]
 
 
-def _explicit_console_type() -> list:
-    """The provider writes a pty console without ``type`` (libvirtxml omits it when the
+def logged_console(guest: Guest) -> Optional[str]:
+    """The file the guest's serial console is logged to on its hypervisor, or None.
+
+    Only libvirt's QEMU driver (domain types qemu and kvm) is relied on to write a
+    character device's ``<log>`` (through virtlogd, or QEMU's own chardev logfile): a
+    Xen guest's console belongs to xenconsoled, and the test driver runs nothing. The
+    path is spec.names.console_log.
+    """
+    if guest.hypervisor.driver != "qemu":
+        return None
+    return console_log(guest.domain)
+
+
+def _console(guest: Guest) -> list:
+    """The provider's serial console, with its type said and its output kept in a file.
+
+    The provider writes a pty console without ``type`` (libvirtxml omits it when the
     console has no source path). libvirt reads a missing type as pty, but the domain
     schema requires the attribute; writing it keeps the domain the same and lets
-    virt-xml-validate check the result. Any console the provider emits stays otherwise."""
+    virt-xml-validate check the result. Any console the provider emits stays otherwise.
+
+    On the QEMU driver the console also gets ``<log file=... append='off'/>`` (a child of
+    ``<console>``/``<serial>``, beside ``<target>``, in domaincommon.rng's qemucdevSrcDef):
+    everything the guest writes to ttyS0 lands in the file whether or not anyone is
+    attached to the pty, and each start of QEMU begins it afresh (a ``virsh reset`` does
+    not, so a reset boot follows the hung one). The provider writes no ``<serial>``;
+    libvirt makes serial0 from this console (virDomainDefAddConsoleCompat), log
+    included. That file is how the boot watch (render/guest.py) sees a guest's kernel
+    start, and where a guest that does not come up can be read.
+    """
+    log = logged_console(guest)
+    if log is None:
+        return [
+            etree.Comment(" the provider's console is a pty: say so "),
+            _template(
+                "/domain/devices/console[not(@type)]",
+                XSL.copy(XSL.attribute("pty", name="type"), _apply("@*|node()")),
+            ),
+        ]
     return [
-        etree.Comment(" the provider's console is a pty: say so "),
+        etree.Comment(" the provider's console is a pty: say so, and log it to a file on the hypervisor "),
         _template(
-            "/domain/devices/console[not(@type)]",
-            XSL.copy(XSL.attribute("pty", name="type"), _apply("@*|node()")),
+            "/domain/devices/console[target/@type='serial' or not(target)]",
+            XSL.copy(
+                XSL("if", XSL.attribute("pty", name="type"), test="not(@type)"),
+                _apply("@*|node()[not(self::log)]"),
+                OUT.log(file=log, append="off"),
+            ),
         ),
     ]
 

@@ -14,6 +14,15 @@ PREFIX = "g2"
 # A date-based IQN naming authority; the year of the seed.
 IQN_AUTHORITY = "iqn.2007-09.org.gfs2-cluster"
 FENCE_PORT_BASE = 20000
+# Where libvirt's QEMU driver (system instance) keeps its per-domain logs on a hypervisor.
+QEMU_LOG_DIR = "/var/log/libvirt/qemu"
+
+
+def console_log(domain: str) -> str:
+    """The file on the hypervisor that a domain's serial console is logged to (the
+    ``<log>`` of its console in render/domain.py; the boot watch reads it). Beside
+    libvirt's own DOMAIN.log, which holds QEMU's command line and errors."""
+    return f"{QEMU_LOG_DIR}/{domain}-console.log"
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from lxml import etree
 from render.domain import domain_xslt
 from spec import build, load_spec
 from spec.model import SECRET_KEYS
+from spec.names import console_log
 from spec.topology import Guest, Topology
 from tests.conftest import example_stacks, require_tool, stack_config
 
@@ -394,6 +395,30 @@ def test_console_stays_the_providers_pty(stack, guest_name, fixture):
     (console,) = result.findall("devices/console")
     assert console.get("type") == "pty"
     assert c14n(console.find("target")) == c14n(provider_xml(fixture).find("devices/console/target"))
+
+
+@pytest.mark.parametrize("stack,guest_name,fixture", QEMU)
+def test_qemu_console_is_logged_to_its_file_on_the_hypervisor(stack, guest_name, fixture):
+    guest, result = result_for(stack, guest_name, fixture)
+    (log,) = result.findall("devices/console/log")
+    assert log.attrib == {"file": console_log(guest.domain), "append": "off"}
+    assert console_log(guest.domain) == f"/var/log/libvirt/qemu/{guest.domain}-console.log"
+
+
+@pytest.mark.parametrize("stack,guest_name,fixture", XEN)
+def test_xen_console_has_no_log(stack, guest_name, fixture):
+    _, result = result_for(stack, guest_name, fixture)
+    assert result.find("devices/console/log") is None
+
+
+def test_console_log_is_written_once_over_a_typed_console_with_a_log():
+    topo = topology(stack_config("local"))
+    guest = topo.guest("m1")
+    xslt = domain_xslt(topo, guest)
+    twice = transform(xslt, serialized(transform(xslt, provider_xml(BY_FILE["qemu-member.xml"]))))
+    (console,) = twice.findall("devices/console")
+    assert console.get("type") == "pty"
+    assert [log.get("file") for log in console.findall("log")] == [console_log(guest.domain)]
 
 
 # --- golden files ---------------------------------------------------------------------

@@ -16,11 +16,14 @@
       <shares>1024</shares>
     </cputune>
   </xsl:template>
-  <!-- the provider's console is a pty: say so -->
-  <xsl:template match="/domain/devices/console[not(@type)]">
+  <!-- the provider's console is a pty: say so, and log it to a file on the hypervisor -->
+  <xsl:template match="/domain/devices/console[target/@type='serial' or not(target)]">
     <xsl:copy>
-      <xsl:attribute name="type">pty</xsl:attribute>
-      <xsl:apply-templates select="@*|node()"/>
+      <xsl:if test="not(@type)">
+        <xsl:attribute name="type">pty</xsl:attribute>
+      </xsl:if>
+      <xsl:apply-templates select="@*|node()[not(self::log)]"/>
+      <log file="/var/log/libvirt/qemu/g2-local-dev-m3-console.log" append="off"/>
     </xsl:copy>
   </xsl:template>
 </xsl:stylesheet>
