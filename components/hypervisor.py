@@ -28,16 +28,27 @@ class TenantNetworkArgs:
 
 class TenantNetwork(pulumi.ComponentResource):
     """The tenant's L2 segment: an isolated libvirt network, a bridge on TRUNK.VLAN, or
-    an existing Open vSwitch bridge whose guest ports the domain XSLT tags."""
+    an existing Open vSwitch bridge whose guest ports the domain XSLT tags; in every
+    mode behind a guard that keeps the CIDR off the hypervisor's default route."""
 
     bridge: str
     network_id: Optional[pulumi.Output[str]]
+    guard: pulumi.Resource
 
     def __init__(self, name: str, args: TenantNetworkArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("gfs2-cluster:hypervisor:TenantNetwork", name, None, opts)
         topo, mode = args.topo, args.topo.spec.network.mode
         self.bridge = topo.bridge
         self.network_id = None
+        # Before the segment and after it on destroy: no lab packet takes the default
+        # route while the bridge is not there yet, down, or gone.
+        self.guard = run_on_hypervisor(
+            f"{name}-guard",
+            args.hypervisor,
+            host.lab_guard(topo),
+            args.private_key,
+            pulumi.ResourceOptions(parent=self),
+        )
         if mode == "isolated":
             network = libvirt.Network(
                 f"{name}-network",
@@ -48,7 +59,7 @@ class TenantNetwork(pulumi.ComponentResource):
                 dhcp=libvirt.NetworkDhcpArgs(enabled=False),
                 dns=libvirt.NetworkDnsArgs(enabled=False),
                 autostart=True,
-                opts=pulumi.ResourceOptions(parent=self, provider=args.provider),
+                opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[self.guard]),
             )
             self.network_id = network.id
         elif mode == "vlan":
@@ -57,7 +68,7 @@ class TenantNetwork(pulumi.ComponentResource):
                 args.hypervisor,
                 host.vlan_network(topo, args.hypervisor),
                 args.private_key,
-                pulumi.ResourceOptions(parent=self),
+                pulumi.ResourceOptions(parent=self, depends_on=[self.guard]),
             )
         self.register_outputs({"bridge": self.bridge, "networkId": self.network_id})
 

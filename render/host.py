@@ -54,3 +54,25 @@ def xen_cpu_cap(hv: Hypervisor, domain: str, cap_percent: int) -> NodeScript:
     return node_script(
         "cpu-cap", "host_xen_cap.sh", "host_xen_cap_delete.sh", uri=local_libvirt_uri(hv), domain=domain, cap=cap_percent
     )
+
+
+# Policy-rule priority of the lab guard; its block rule takes the next one. Ahead of the
+# main table (32766), so a lab address is decided before the default route is looked at.
+LAB_GUARD_PRIORITY = 4242
+
+
+def lab_guard(topo: Topology) -> NodeScript:
+    """No packet for the tenant's CIDR leaves by the default route, bridge or not: the CIDR
+    takes only routes at least as specific as itself (the bridge's), else is unreachable.
+    Refuses a CIDR holding the hypervisor's resolver, addresses or gateways."""
+    cidr = topo.spec.network.cidr
+    return node_script(
+        "lab-guard",
+        "host_lab_guard.sh",
+        "host_lab_guard_delete.sh",
+        cidr=str(cidr),
+        bridge=topo.bridge,
+        suppress_prefixlength=cidr.prefixlen - 1,
+        lookup_priority=LAB_GUARD_PRIORITY,
+        block_priority=LAB_GUARD_PRIORITY + 1,
+    )
