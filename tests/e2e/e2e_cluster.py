@@ -22,7 +22,7 @@ import pulumi.automation as auto
 import pytest
 
 from program_graph import read_stack_file
-from render.host import forward_chain
+from render.host import forward_chain, lab_guard
 from spec import build, load_spec
 from spec.topology import Topology
 
@@ -181,8 +181,8 @@ def leftovers(topo: Topology) -> list[str]:
     found += [f"process {line.strip()}" for line in ps.splitlines() if names.host_dir + "/" in line]
     if Path(names.host_dir).exists():
         found.append(f"dir {names.host_dir}")
-    routes = sh("ip", "-4", "route", "show", "exact", str(topo.spec.network.cidr), check=False).stdout
-    found += [f"route {line.strip()}" for line in routes.splitlines() if line.strip()]
+    rules = sh("ip", "-4", "rule", "show", check=False).stdout
+    found += [f"rule {line.strip()}" for line in rules.splitlines() if f"to {topo.spec.network.cidr} " in line]
     return sorted(set(found))
 
 
@@ -215,7 +215,8 @@ def purge(topo: Topology) -> list[str]:
     for rule in sh("iptables", "-S", check=False).stdout.splitlines():
         if rule.startswith("-A ") and f"--dport {names.fence_port}" in rule:
             sh("iptables", *shlex.split(rule.replace("-A ", "-D ", 1)), check=False)
-    sh("ip", "-4", "route", "del", str(topo.spec.network.cidr), "type", "unreachable", check=False)
+    # The guard goes last, as in a destroy: nothing of the lab is left to route anyway.
+    sh("bash", "-c", lab_guard(topo).delete, check=False)
     return before
 
 
