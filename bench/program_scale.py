@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import pulumi
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -27,16 +26,17 @@ sys.path.insert(0, str(ROOT / "tests"))
 from components.stack_input import Secrets  # noqa: E402
 from components.tenant_cluster import ImageFiles, TenantCluster, TenantClusterArgs  # noqa: E402
 from spec import build, load_spec  # noqa: E402
+from spec.stack_file import read_stack_file  # noqa: E402
+from spec.vocabulary import SECRET_KEY_NAMES  # noqa: E402
 from program_graph import record  # noqa: E402
 
 MEMBERS = 8
-SECRETS = frozenset({"sshPrivateKey", "fenceKey", "clusterAuthKey"})
+SECRETS = SECRET_KEY_NAMES
 
 
 def tenant_config(i: int) -> dict:
     """globex-prod's shape, as tenant number i with 8 members on its own VLAN."""
-    data = yaml.safe_load((ROOT / "stacks" / "Pulumi.globex-prod.yaml").read_text())
-    config = copy.deepcopy({k.split(":", 1)[1]: v for k, v in data["config"].items()})
+    config = copy.deepcopy(read_stack_file(ROOT / "stacks" / "Pulumi.globex-prod.yaml"))
     config["tenant"] = f"t{i}"
     config["network"].update(vlanId=100 + i, cidr=f"10.{i // 250}.{i % 250}.0/24")
     config["members"]["count"] = MEMBERS

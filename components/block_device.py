@@ -52,5 +52,5 @@ class SharedBlockDevice(pulumi.ComponentResource):
             )
             for m in topo.members
         }
-        self.device = proto.device(topo, export, topo.members[0])
+        self.device = proto.device(topo, export, topo.first_member)
         self.register_outputs({"device": self.device})

@@ -38,7 +38,7 @@ class Fencing(pulumi.ComponentResource):
         topo = args.topo
         self.armed = []
         if topo.fencing.method == "fence_xvm":
-            hv = topo.hypervisor(topo.spec.members.hypervisor)
+            hv = topo.member_hypervisor
             listener = FenceListener(
                 f"{name}-listener",
                 FenceListenerArgs(topo, hv, args.fence_key_b64, args.private_key, after=args.listener_after),

@@ -36,7 +36,7 @@ class Gfs2FileSystem(pulumi.ComponentResource):
     def __init__(self, name: str, args: Gfs2FileSystemArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("gfs2-cluster:storage:Gfs2FileSystem", name, None, opts)
         topo, fs, gen = args.topo, args.fs, args.generation
-        first = topo.members[0].name
+        first = topo.first_member.name
         made = run_on_node(
             f"{name}-mkfs",
             args.members[first],

@@ -47,7 +47,7 @@ class ClusterLocking(pulumi.ComponentResource):
         ]
         self.ready = run_on_node(
             f"{name}-ready",
-            args.members[topo.members[0].name],
+            args.members[topo.first_member.name],
             gen.cluster_ready(topo),
             pulumi.ResourceOptions(parent=self, depends_on=[*configured, *args.ready_after]),
         )

@@ -12,8 +12,7 @@ import pulumi.runtime.config as runtime_config
 from spec import SpecError, StackSpec, load_spec
 from spec.load import parse_pulumi_config
 from spec.rules import Issue
-
-PROJECT = "gfs2-cluster"
+from spec.vocabulary import PROJECT
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -83,7 +83,7 @@ class TenantCluster(pulumi.ComponentResource):
                     f"{name}-{hv.name}-pool",
                     name=topo.names.pool,
                     type="dir",
-                    target=libvirt.PoolTargetArgs(path=f"/var/lib/libvirt/gfs2-cluster/{topo.names.stack_id}"),
+                    target=libvirt.PoolTargetArgs(path=topo.names.pool_path),
                     opts=on_hv,
                 )
                 base = libvirt.Volume(
@@ -157,7 +157,7 @@ class TenantCluster(pulumi.ComponentResource):
             for e in topo.exports
         }
 
-        member_hv = topo.hypervisor(spec.members.hypervisor)
+        member_hv = topo.member_hypervisor
         cluster_nodes = {n: access[n] for n in gen.cluster_nodes(topo)}
         fencing = Fencing(
             f"{name}-fencing",
@@ -216,7 +216,7 @@ class TenantCluster(pulumi.ComponentResource):
                     gen,
                     vg,
                     tuple(devices[e].device for e in vg.exports),
-                    members[topo.members[0].name],
+                    members[topo.first_member.name],
                     after=[locking.ready, *(devices[e] for e in vg.exports)],
                     protect_data=protect,
                 ),
@@ -234,7 +234,7 @@ class TenantCluster(pulumi.ComponentResource):
 
         status = run_on_node(
             f"{name}-status",
-            members[topo.members[0].name],
+            members[topo.first_member.name],
             guest_scripts.cluster_status(),
             pulumi.ResourceOptions(parent=self, depends_on=mounted),
         )

@@ -9,15 +9,14 @@ from pathlib import Path
 import pulumi
 import pulumi.runtime.config as runtime_config
 import pulumi_libvirt as libvirt
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from spec import SpecError  # noqa: E402
 from spec.platform import IMAGES_PATH, IMAGES_POOL, load_platform, registry, tenants  # noqa: E402
-
-PROJECT = "gfs2-platform"
+from spec.stack_file import stack_files  # noqa: E402
+from spec.vocabulary import PLATFORM_PROJECT as PROJECT  # noqa: E402
 
 
 def read_config() -> dict:
@@ -30,14 +29,6 @@ def read_config() -> dict:
     return out
 
 
-def tenant_stack_files() -> dict:
-    files = {}
-    for path in sorted((ROOT / "stacks").glob("Pulumi.*.yaml")):
-        config = yaml.safe_load(path.read_text()).get("config") or {}
-        files[f"stacks/{path.name}"] = {k.split(":", 1)[1]: v for k, v in config.items() if k.startswith("gfs2-cluster:")}
-    return files
-
-
 def image_path(image: str) -> str:
     if image != "builtin":
         return image
@@ -48,7 +39,7 @@ def image_path(image: str) -> str:
 try:
     spec = load_platform(read_config())
     this_stack = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
-    found = tenants(spec, this_stack, tenant_stack_files())
+    found = tenants(spec, this_stack, stack_files(ROOT / "stacks"))
 except SpecError as e:
     raise pulumi.RunError(str(e)) from None
 

@@ -217,7 +217,7 @@ def _fence_device(topo: Topology, member: Member, params: dict[str, str]) -> etr
     # Pacemaker passes the mapped domain as the agent's host argument (port): the node
     # name and the libvirt domain name differ.
     targets = {"pcmk_host_list": member.name, "pcmk_host_map": f"{member.name}:{member.domain}"}
-    if topo.two_node and member == topo.members[0]:
+    if topo.two_node and member == topo.first_member:
         targets["pcmk_delay_base"] = TWO_NODE_FENCE_DELAY
     return _primitive(topo, fence_id(member), _stonith_agent(topo.fencing.method), {**params, **targets})
 

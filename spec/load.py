@@ -7,8 +7,9 @@ from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ValidationError
 
-from spec.model import SECRET_KEYS, StackSpec, config_keys
+from spec.model import StackSpec, config_keys
 from spec.rules import Context, Issue, check
+from spec.vocabulary import SECRET_KEYS
 
 
 class SpecError(Exception):

@@ -8,11 +8,25 @@ fields live in spec/rules.py. No Pulumi import: this module decides, it does not
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Optional
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+from spec.vocabulary import (
+    BootMode,
+    DomainType,
+    FenceMethod,
+    Generation,
+    ImageFormat,
+    Management,
+    NetworkMode,
+    OsFamily,
+    Protocol,
+    SelinuxMode,
+    ServerKind,
+)
 
 # A DNS label short enough to appear in every derived name (see spec/names.py).
 Label = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*[a-z0-9]$|^[a-z]$", max_length=12)]
@@ -47,7 +61,7 @@ class Hypervisor(Model):
 
     name: Label
     uri: Annotated[str, AfterValidator(_libvirt_uri)]
-    domain_type: Literal["qemu", "kvm", "xen"] = "kvm"
+    domain_type: DomainType = "kvm"
     # Physical interface carrying tenant VLANs (network.mode vlan).
     trunk: Optional[InterfaceName] = None
 
@@ -72,7 +86,7 @@ class Network(Model):
     Open vSwitch bridge (network.bridge).
     """
 
-    mode: Literal["isolated", "vlan", "ovs"] = "vlan"
+    mode: NetworkMode = "vlan"
     # Also the tenant's number on a hypervisor: bridges and fence ports derive from it.
     vlan_id: int = Field(ge=1, le=4094)
     cidr: ipaddress.IPv4Network
@@ -87,13 +101,13 @@ class Image(Model):
     # "builtin" is the Debian image built by image/build.sh; else the path of an image on
     # the machine running Pulumi, which the provider uploads into each hypervisor's pool.
     source: str = "builtin"
-    os_family: Literal["debian12", "rhel9", "centos5"] = "debian12"
+    os_family: OsFamily = "debian12"
     # direct: kernel and initrd (paths on the hypervisor), configured on the kernel
     # command line; bootloader: the image boots itself and carries its own config.
-    boot: Literal["direct", "bootloader"] = "direct"
+    boot: BootMode = "direct"
     kernel: Optional[AbsolutePath] = None
     initrd: Optional[AbsolutePath] = None
-    format: Literal["qcow2", "raw"] = "qcow2"
+    format: ImageFormat = "qcow2"
 
     @property
     def has_selinux(self) -> bool:
@@ -122,7 +136,7 @@ class StorageServer(GuestSize):
     """Something that exports block devices: a guest we make, or an existing host."""
 
     name: Label
-    kind: Literal["guest", "external"] = "guest"
+    kind: ServerKind = "guest"
     address: Optional[ipaddress.IPv4Address] = None
     hypervisor: Optional[Label] = None
 
@@ -131,7 +145,7 @@ class Export(Model):
     """One block device exported over IP to every member."""
 
     name: Label
-    protocol: Literal["gnbd", "nbd", "iscsi"]
+    protocol: Protocol
     server: Label
     # A new raw disk of this size on a guest server; or an existing device on an external one.
     size_gib: Optional[int] = Field(default=None, ge=1, le=65536)
@@ -173,7 +187,7 @@ class Storage(Model):
 
 
 class Fencing(Model):
-    method: Literal["fence_xvm", "fence_virsh", "none"] = "fence_xvm"
+    method: FenceMethod = "fence_xvm"
     # fence_xvm: this tenant's fence_virtd listener; derived from network.vlanId when unset.
     port: Optional[int] = Field(default=None, ge=1024, le=65535)
     multicast_address: Optional[ipaddress.IPv4Address] = None
@@ -212,7 +226,7 @@ class StackSpec(Model):
     tenant: Label
     environment: Annotated[str, Field(pattern=r"^[a-z][a-z0-9]*$", max_length=8)]
     # legacy: RHEL/CentOS 5-6 (cman, GNBD, clvmd, luci/ricci); current: corosync 3 + pacemaker.
-    generation: Literal["legacy", "current"] = "current"
+    generation: Generation = "current"
     hypervisors: list[Hypervisor] = Field(min_length=1)
     network: Network
     image: Image = Image()
@@ -220,8 +234,8 @@ class StackSpec(Model):
     storage: Storage
     fencing: Fencing = Fencing()
     # Default: enforcing where the image has SELinux.
-    selinux: Optional[Literal["enforcing", "permissive", "disabled"]] = None
-    management: Literal["none", "pcsd", "luci"] = "none"
+    selinux: Optional[SelinuxMode] = None
+    management: Management = "none"
     ssh: Ssh = Ssh()
     cluster: Cluster = Cluster()
     # Volumes and file systems holding user data are protected unless this is false.
@@ -229,13 +243,6 @@ class StackSpec(Model):
     # Shared hypervisors: the image pool and base image come from the platform stack.
     platform: Optional[PlatformRef] = None
 
-
-# Config keys that hold secrets, by the spec field that may name a file instead.
-SECRET_KEYS = {
-    "sshPrivateKey": "ssh.privateKeyFile",
-    "fenceKey": "fencing.keyFile",
-    "clusterAuthKey": "cluster.authKeyFile",
-}
 
 
 def config_keys() -> list[str]:

@@ -16,6 +16,8 @@ IQN_AUTHORITY = "iqn.2007-09.org.gfs2-cluster"
 FENCE_PORT_BASE = 20000
 # Where libvirt's QEMU driver (system instance) keeps its per-domain logs on a hypervisor.
 QEMU_LOG_DIR = "/var/log/libvirt/qemu"
+# Where a stack without a platform keeps its volumes on a hypervisor (its own pool).
+POOL_ROOT = "/var/lib/libvirt/gfs2-cluster"
 
 
 def console_log(domain: str) -> str:
@@ -52,6 +54,10 @@ class Names:
     @property
     def pool(self) -> str:
         return f"{PREFIX}-{self.stack_id}"
+
+    @property
+    def pool_path(self) -> str:
+        return f"{POOL_ROOT}/{self.stack_id}"
 
     @property
     def network(self) -> str:

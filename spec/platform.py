@@ -15,12 +15,13 @@ from pydantic import Field, ValidationError
 
 from spec.load import SpecError, _issue, load_spec
 from spec.model import Hypervisor, Model
+from spec.names import POOL_ROOT
 from spec.rules import Issue
 from spec.topology import build
+from spec.vocabulary import SECRET_KEY_NAMES
 
 IMAGES_POOL = "g2-images"
-IMAGES_PATH = "/var/lib/libvirt/gfs2-cluster/images"
-SECRETS = frozenset({"sshPrivateKey", "fenceKey", "clusterAuthKey"})
+IMAGES_PATH = f"{POOL_ROOT}/images"
 
 
 class PlatformHypervisor(Hypervisor):
@@ -62,8 +63,8 @@ def tenants(platform: PlatformSpec, platform_stack: str, stack_files: Mapping[st
     for file, config in sorted(stack_files.items()):
         if (config.get("platform") or {}).get("stack") != platform_stack:
             continue
-        topo = build(load_spec(config, SECRETS))
-        host = _host(topo.hypervisor(topo.spec.members.hypervisor).uri)
+        topo = build(load_spec(config, SECRET_KEY_NAMES))
+        host = _host(topo.member_hypervisor.uri)
         if host not in hosts:
             issues.append(Issue(f"{file}: hypervisors", f"{host} is not a hypervisor of {platform_stack}"))
             continue

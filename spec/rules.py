@@ -11,8 +11,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
-from spec.model import SECRET_KEYS, StackSpec
+from spec.model import StackSpec
 from spec.names import FENCE_PORT_BASE, Names
+from spec.vocabulary import SECRET_KEYS
 
 GFS2_MAX_NODES = 16
 # cman keeps the cluster name in a 16-byte field.

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Optional
 
 from spec.model import GuestSize, Hypervisor, StackSpec
 from spec.names import Names
 from spec.rules import HOST, cluster_name, member_count, member_names, planned_addresses, resolved_selinux
+from spec.vocabulary import DEFAULT_PORTS, FenceMethod, GuestRole, Protocol, SelinuxMode
 
 DATA_DISK_DEVICES = ("vdb", "vdc", "vdd", "vde", "vdf", "vdg", "vdh")
 
@@ -35,7 +36,7 @@ class Guest:
     """A libvirt domain this stack creates."""
 
     name: str  # short name: m1, s1, ...
-    role: Literal["member", "server"]
+    role: GuestRole
     domain: str
     address: ipaddress.IPv4Address
     hypervisor: Hypervisor
@@ -54,7 +55,7 @@ class Member:
 @dataclass(frozen=True)
 class ExportPlan:
     name: str
-    protocol: Literal["gnbd", "nbd", "iscsi"]
+    protocol: Protocol
     server: str
     server_address: ipaddress.IPv4Address
     server_is_guest: bool
@@ -93,14 +94,12 @@ class VolumeGroupPlan:
 
 @dataclass(frozen=True)
 class FencingPlan:
-    method: Literal["fence_xvm", "fence_virsh", "none"]
+    method: FenceMethod
     port: int
     multicast_address: ipaddress.IPv4Address
     # Where fence_xvm in the members finds the key, and where fence_virtd finds it.
     member_key_path: str = "/etc/cluster/fence_xvm.key"
 
-
-DEFAULT_PORTS = {"nbd": 10809, "iscsi": 3260, "gnbd": 14567}
 
 
 @dataclass(frozen=True)
@@ -109,7 +108,7 @@ class Topology:
     names: Names
     cluster_name: str
     two_node: bool
-    selinux: Literal["enforcing", "permissive", "disabled"]
+    selinux: SelinuxMode
     host_address: ipaddress.IPv4Address
     bridge: str
     members: tuple[Member, ...]
@@ -136,6 +135,16 @@ class Topology:
     def hypervisor(self, name: Optional[str]) -> Hypervisor:
         hvs = self.spec.hypervisors
         return next((h for h in hvs if h.name == name), hvs[0])
+
+    @property
+    def member_hypervisor(self) -> Hypervisor:
+        """Where the members run (and so the tenant's fence_virtd)."""
+        return self.hypervisor(self.spec.members.hypervisor)
+
+    @property
+    def first_member(self) -> Member:
+        """The member that runs the cluster-wide steps (mkfs, the VG, the CIB)."""
+        return self.members[0]
 
 
 def build(spec: StackSpec) -> Topology:

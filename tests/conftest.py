@@ -8,14 +8,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 
 from program_graph import stack_config  # noqa: F401 (the tests' way to read a stack file)
+from spec.stack_file import read_stack_file
+from spec.vocabulary import PLATFORM_PROJECT, PROJECT  # noqa: F401 (PROJECT: for the tests)
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"
 STACKS = ROOT / "stacks"
-PROJECT = "gfs2-cluster"
 
 
 def pytest_addoption(parser):
@@ -82,13 +82,17 @@ def local_key_files(tmp_path, monkeypatch):
     monkeypatch.setattr(stack_input, "ROOT", tmp_path)
 
 
+def platform_config() -> dict:
+    """The config of the example platform stack (platform/stacks/Pulumi.shared.yaml)."""
+    return read_stack_file(ROOT / "platform" / "stacks" / "Pulumi.shared.yaml", PLATFORM_PROJECT)
+
+
 def platform_outputs() -> dict:
     """What the example platform stack (platform/stacks/Pulumi.shared.yaml) publishes."""
     from spec.platform import IMAGES_POOL, load_platform, registry, tenants
 
     stack = "organization/gfs2-platform/shared"
-    data = yaml.safe_load((ROOT / "platform" / "stacks" / "Pulumi.shared.yaml").read_text())
-    spec = load_platform({k.split(":", 1)[1]: v for k, v in data["config"].items()})
+    spec = load_platform(platform_config())
     files = {f"stacks/Pulumi.{s}.yaml": stack_config(s) for s in example_stacks()}
     names = [h.name for h in spec.hypervisors]
     return {

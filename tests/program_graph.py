@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Optional
 
 import pulumi
-import yaml
 from google.protobuf import json_format
 from pulumi.runtime.mocks import MockMonitor
 
+from spec.stack_file import read_stack_file  # noqa: F401 (tests/e2e reads stack files through here)
+from spec.vocabulary import PROJECT
+
 ROOT = Path(__file__).resolve().parent.parent
-PROJECT = "gfs2-cluster"
 SECRET_MARK = "4dabf18193072939515e22adb298388d"
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 
@@ -56,13 +57,6 @@ def reveal(value):
     if isinstance(value, list):
         return [reveal(v) for v in value]
     return value
-
-
-def read_stack_file(path: Path) -> dict:
-    """The project's config in a stack file, without the project prefix."""
-    data = yaml.safe_load(path.read_text())
-    prefix = PROJECT + ":"
-    return {k[len(prefix):]: v for k, v in (data.get("config") or {}).items() if k.startswith(prefix)}
 
 
 def stack_config(stack: str, root: Path = ROOT) -> dict:

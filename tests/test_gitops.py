@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, example_stacks, require_tool
+from spec.vocabulary import SECRET_KEYS
 from tools.gitops import PLATFORM_DIR, TENANT_DIR, child_pipeline, stacks
 
 PIPELINE = yaml.safe_load((ROOT / ".gitlab-ci.yml").read_text())
@@ -72,7 +73,7 @@ def test_every_tenant_run_uses_the_policy_pack_with_the_platform_registry():
 
 
 def test_secrets_come_from_ci_variables_on_stdin():
-    for key in ("sshPrivateKey", "fenceKey", "clusterAuthKey"):
+    for key in SECRET_KEYS:
         assert f"{key}:" in CI_STACK
     assert "printf '%s' \"${!variable}\" | pulumi config set --secret" in CI_STACK
     assert not re.search(r"PRIVATE KEY", (ROOT / ".gitlab-ci.yml").read_text() + CI_STACK)

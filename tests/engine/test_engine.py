@@ -16,7 +16,6 @@ from conftest import ROOT, example_stacks
 pytestmark = pytest.mark.engine
 
 PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "components", "spec", "render", "image", "platform")
-SECRET_KEYS = ("sshPrivateKey", "fenceKey", "clusterAuthKey")
 MISSING_PLUGIN = "no resource plugin 'pulumi-resource-"
 
 

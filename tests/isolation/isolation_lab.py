@@ -57,7 +57,7 @@ from render import host
 from render.exports import nbd
 from render.script import NodeScript
 from spec import build, load_spec
-from spec.model import SECRET_KEYS
+from spec.vocabulary import SECRET_KEYS
 from spec.topology import ExportPlan, Guest, Topology
 
 TEMPLATE = "globex-prod"

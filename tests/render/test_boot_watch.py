@@ -33,10 +33,11 @@ from render.script import values_of
 from spec import SpecError, build, load_spec
 from spec.names import console_log
 from spec.topology import Topology
+from spec.vocabulary import SECRET_KEY_NAMES
 
 SCRIPTS = resources.files("render.scripts")
 LIB = SCRIPTS.joinpath("lib.sh").read_text()
-SECRETS = frozenset({"sshPrivateKey", "fenceKey", "clusterAuthKey"})
+SECRETS = SECRET_KEY_NAMES
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 DOMAIN = "g2-test-dev-m1"
 URI = "qemu:///system"

@@ -13,7 +13,7 @@ from conftest import stack_config
 from render.cman import FENCE_DAEMON, check_cluster_conf, cluster_conf, cluster_nodes
 from spec import build, load_spec
 from spec import SpecError
-from spec.model import SECRET_KEYS
+from spec.vocabulary import SECRET_KEYS
 from spec.topology import Topology
 
 

@@ -15,8 +15,9 @@ import pytest
 from conftest import example_stacks, require_tool, stack_config
 from render.corosync import corosync_conf
 from spec import build, load_spec
+from spec.vocabulary import SECRET_KEY_NAMES
 
-SECRETS = frozenset({"sshPrivateKey", "fenceKey", "clusterAuthKey"})
+SECRETS = SECRET_KEY_NAMES
 CURRENT_STACKS = [s for s in example_stacks() if stack_config(s).get("generation") == "current"]
 # corosync-keygen writes 2048 bits; corosync refuses fewer than 1024.
 AUTHKEY_BYTES = 256

@@ -20,7 +20,7 @@ from lxml import etree
 
 from render.domain import domain_xslt
 from spec import build, load_spec
-from spec.model import SECRET_KEYS
+from spec.vocabulary import SECRET_KEYS
 from spec.names import console_log
 from spec.topology import Guest, Topology
 from tests.conftest import example_stacks, require_tool, stack_config

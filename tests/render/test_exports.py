@@ -26,8 +26,9 @@ from render.exports import gnbd, iscsi, nbd, protocol
 from render.script import NodeScript
 from spec import SpecError, build, load_spec
 from spec.topology import Topology
+from spec.vocabulary import SECRET_KEY_NAMES
 
-SECRETS = frozenset({"sshPrivateKey", "fenceKey", "clusterAuthKey"})
+SECRETS = SECRET_KEY_NAMES
 SCRIPTS = resources.files("render.scripts")
 LIB = SCRIPTS.joinpath("lib.sh").read_text()
 BODIES = sorted(p.name for p in Path(str(SCRIPTS)).glob("*.sh") if p.name.startswith(("export_", "import_")))

@@ -15,7 +15,7 @@ from conftest import example_stacks, require_tool, stack_config
 from render.cman import cluster_nodes
 from render.fence_virt import fence_virt_conf
 from spec import build, load_spec
-from spec.model import SECRET_KEYS
+from spec.vocabulary import SECRET_KEYS
 from spec.topology import Topology
 
 STACKS = example_stacks()

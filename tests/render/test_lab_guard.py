@@ -32,7 +32,7 @@ from conftest import example_stacks, program, require_tool, stack_config
 from render import host
 from render.script import values_of
 from spec import SpecError, build, load_spec
-from spec.model import SECRET_KEYS
+from spec.vocabulary import SECRET_KEYS
 from spec.topology import Topology
 
 STACKS = example_stacks()

@@ -14,8 +14,9 @@ from lxml import etree
 from conftest import example_stacks, require_tool, stack_config
 from render.pacemaker import cib_configuration, full_cib, xml_id
 from spec import build, load_spec
+from spec.vocabulary import SECRET_KEY_NAMES
 
-SECRETS = frozenset({"sshPrivateKey", "fenceKey", "clusterAuthKey"})
+SECRETS = SECRET_KEY_NAMES
 CURRENT_STACKS = [s for s in example_stacks() if stack_config(s).get("generation") == "current"]
 VARIANTS = ["two-members", "fence-virsh", "no-fencing"]
 NCNAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")

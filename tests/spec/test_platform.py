@@ -6,9 +6,7 @@ from __future__ import annotations
 import copy
 
 import pytest
-import yaml
-
-from conftest import ROOT, example_stacks, stack_config
+from conftest import example_stacks, platform_config, stack_config
 from spec import SpecError
 from spec.platform import load_platform, registry, tenants
 
@@ -16,8 +14,7 @@ PLATFORM = "organization/gfs2-platform/shared"
 
 
 def shared():
-    data = yaml.safe_load((ROOT / "platform" / "stacks" / "Pulumi.shared.yaml").read_text())
-    return load_platform({k.split(":", 1)[1]: v for k, v in data["config"].items()})
+    return load_platform(platform_config())
 
 
 def files(**extra):
@@ -79,8 +76,7 @@ def test_stacks_of_other_platforms_are_not_tenants():
 
 
 def test_an_unknown_platform_key_is_named():
-    data = yaml.safe_load((ROOT / "platform" / "stacks" / "Pulumi.shared.yaml").read_text())
-    config = {k.split(":", 1)[1]: v for k, v in data["config"].items()}
+    config = platform_config()
     config["hypervisors"][0]["images"] = "x"
     with pytest.raises(SpecError) as e:
         load_platform(config)

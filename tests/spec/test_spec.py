@@ -11,8 +11,9 @@ import pytest
 from conftest import example_stacks, stack_config
 from spec import SpecError, build, load_spec
 from spec.load import parse_pulumi_config
+from spec.vocabulary import SECRET_KEY_NAMES
 
-SECRETS = frozenset({"sshPrivateKey", "fenceKey", "clusterAuthKey"})
+SECRETS = SECRET_KEY_NAMES
 
 
 def local():
