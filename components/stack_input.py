@@ -1,18 +1,23 @@
-"""The stack's config and secrets, read from the engine and checked before any resource."""
+"""The stack's config and secrets, read from the engine and checked before any resource.
+
+Every check is spec.load.load_stack's: this module only hands it the engine's config and
+a way to read the key files, then wraps the key material as Pulumi secrets.
+"""
 
 from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import pulumi
 import pulumi.runtime.config as runtime_config
 
-from spec import SpecError, StackSpec, load_spec
-from spec.load import parse_pulumi_config
-from spec.rules import Issue
-from spec.vocabulary import PROJECT
+from spec import StackSpec
+from spec.load import load_stack
+from spec.vocabulary import PROJECT, SECRET_KEYS
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -26,34 +31,30 @@ class Secrets:
     ssh_public_key: str
 
 
-def _file(path_text: str, key: str) -> bytes:
+def _read(path_text: str) -> bytes:
+    """A key file the stack names: absolute, ~/..., or relative to the project folder."""
     path = Path(path_text).expanduser()
-    path = path if path.is_absolute() else ROOT / path
-    try:
-        return path.read_bytes()
-    except OSError as e:
-        raise SpecError([Issue(key, f"cannot read {path}: {e.strerror}")]) from None
+    return (path if path.is_absolute() else ROOT / path).read_bytes()
 
 
-def _secret(config: pulumi.Config, file_text, file_key: str, config_key: str, encode: bool) -> pulumi.Output:
-    if file_text is not None:
-        data = _file(file_text, file_key)
+def _secret(config: pulumi.Config, data: Optional[bytes], config_key: str, encode: bool) -> pulumi.Output:
+    if data is not None:
         return pulumi.Output.secret(base64.b64encode(data).decode() if encode else data.decode())
     value = config.get_secret(config_key)
     return value if value is not None else pulumi.Output.secret("")
 
 
 def read() -> tuple[StackSpec, Secrets]:
+    """The checked stack and its secrets; raises spec.SpecError naming every problem."""
     raw = dict(runtime_config.CONFIG.get())
     encrypted = frozenset(key for key in raw if runtime_config.is_config_secret(key))
-    config, secrets_set = parse_pulumi_config(raw, PROJECT, encrypted)
-    spec = load_spec(config, secrets_set)
+    stack = load_stack(raw, PROJECT, encrypted, _read)
     cfg = pulumi.Config(PROJECT)
-    public_key = spec.ssh.public_key or _file(spec.ssh.public_key_file, "ssh.publicKeyFile").decode().strip()
+    files = {key: stack.key_files.get(field) for key, field in SECRET_KEYS.items()}
     secrets = Secrets(
-        ssh_private_key=_secret(cfg, spec.ssh.private_key_file, "ssh.privateKeyFile", "sshPrivateKey", encode=False),
-        fence_key_b64=_secret(cfg, spec.fencing.key_file, "fencing.keyFile", "fenceKey", encode=True),
-        cluster_auth_key_b64=_secret(cfg, spec.cluster.auth_key_file, "cluster.authKeyFile", "clusterAuthKey", encode=True),
-        ssh_public_key=public_key,
+        ssh_private_key=_secret(cfg, files["sshPrivateKey"], "sshPrivateKey", encode=False),
+        fence_key_b64=_secret(cfg, files["fenceKey"], "fenceKey", encode=True),
+        cluster_auth_key_b64=_secret(cfg, files["clusterAuthKey"], "clusterAuthKey", encode=True),
+        ssh_public_key=stack.ssh_public_key,
     )
-    return spec, secrets
+    return stack.spec, secrets

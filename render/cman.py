@@ -12,11 +12,9 @@ from typing import Callable, Iterator, NamedTuple, Optional
 
 from lxml import etree
 
+from spec.rules import CMAN_CLUSTER_NAME_MAX as CLUSTER_NAME_MAX
 from spec.topology import Topology
 
-# cman keeps the cluster name in a 16-byte field ("The cluster name cannot exceed 15
-# characters", RHEL 5 Cluster Administration).
-CLUSTER_NAME_MAX = 15
 XVM_DEVICE = "xvm"
 
 # fenced(8) of cluster-2: GFS stalls until a failed node is fenced, so do not wait after
@@ -85,19 +83,13 @@ FENCE_METHODS = {
 }
 
 
-def _fence_method(topo: Topology) -> FenceMethod:
-    method = topo.fencing.method
-    if method not in FENCE_METHODS:
-        raise ValueError(f"fencing.method {method} is not available for cman clusters here; use fence_xvm")
-    return FENCE_METHODS[method]
-
-
 def cluster_conf(topo: Topology, config_version: int = 1) -> str:
     """cluster.conf of this stack; raise config_version for every change cman should load."""
     if config_version < 1:
         raise ValueError(f"config_version must be at least 1, got {config_version}")
     nodes = cluster_nodes(topo)
-    fencing = _fence_method(topo)
+    # spec/rules.py leaves a validated topology only these methods.
+    fencing = FENCE_METHODS[topo.fencing.method]
     root = etree.Element("cluster", {"name": topo.cluster_name, "config_version": str(config_version)})
     # No two_node: the GNBD server is a node too, so even two members make three votes
     # and the ordinary majority applies.

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from render.fence_virt import fence_virt_conf
 from render.script import NodeScript, node_script
 from spec.model import Hypervisor
@@ -31,7 +29,7 @@ def vlan_network(topo: Topology, hv: Hypervisor) -> NodeScript:
 
 def local_libvirt_uri(hv: Hypervisor) -> str:
     """The hypervisor's own URI as seen on the hypervisor (fence_virtd runs there)."""
-    return f"{hv.driver}:///system" if urlsplit(hv.uri).path != "/default" else hv.uri
+    return f"{hv.driver}:///system"
 
 
 def fence_listener(topo: Topology, hv: Hypervisor) -> NodeScript:

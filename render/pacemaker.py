@@ -10,18 +10,16 @@ the locking group.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Callable, Mapping, Optional
 
 from lxml import etree
 
+from spec.names import fs_resource_id, lvm_resource_id, xml_id
 from spec.topology import FilesystemPlan, Member, Topology, VolumeGroupPlan
 
 # The oldest schema that has everything used here; pacemaker 2.0 and later accept it.
 SCHEMA = "pacemaker-3.0"
-# fence_virsh logs into the hypervisor as root with this key; member setup installs it there.
-FENCE_VIRSH_IDENTITY_FILE = "/root/.ssh/id_fence"
 # In a two-node cluster both members may try to fence each other at once; delaying the
 # device that fences the first member lets that member win the race.
 TWO_NODE_FENCE_DELAY = "5s"
@@ -100,13 +98,9 @@ def _fence_xvm_params(topo: Topology, member: Member) -> dict[str, str]:
     }
 
 
-def _fence_virsh_params(topo: Topology, member: Member) -> dict[str, str]:
-    return {"ip": str(topo.host_address), "username": "root", "identity_file": FENCE_VIRSH_IDENTITY_FILE}
-
-
+# fence_virsh is refused in spec/rules.py until a step installs its SSH key.
 FENCE_DEVICE_PARAMS: Mapping[str, Callable[[Topology, Member], dict[str, str]]] = {
     "fence_xvm": _fence_xvm_params,
-    "fence_virsh": _fence_virsh_params,
 }
 
 
@@ -117,22 +111,16 @@ def fencing_enabled(topo: Topology) -> bool:
 # --- names ---------------------------------------------------------------------------
 
 
-def xml_id(*parts: str) -> str:
-    """A valid XML ID (an NCName) from name parts; characters it cannot hold become _."""
-    text = re.sub(r"[^A-Za-z0-9_.-]", "_", "-".join(parts))
-    return text if re.match(r"[A-Za-z_]", text) else f"_{text}"
-
-
 def fence_id(member: Member) -> str:
     return xml_id("fence", member.name)
 
 
 def lvm_id(vg: VolumeGroupPlan) -> str:
-    return xml_id("lvm", vg.name)
+    return lvm_resource_id(vg.name)
 
 
 def fs_id(fs: FilesystemPlan) -> str:
-    return xml_id("fs", fs.fs_name)
+    return fs_resource_id(fs.fs_name)
 
 
 def clone_id(rsc_id: str) -> str:
@@ -149,7 +137,7 @@ def cib_configuration(topo: Topology) -> etree._Element:
     config.append(_nodes(topo))
     config.append(_resources(topo))
     config.append(_constraints(topo))
-    _check_unique_ids(config)
+    # IDs never collide: spec/rules.py pacemaker_ids refuses names that would.
     return config
 
 
@@ -322,13 +310,4 @@ def _start_after_and_with(first: str, then: str) -> list[etree._Element]:
     )
     return [order, colocation]
 
-
-def _check_unique_ids(config: etree._Element) -> None:
-    seen: set[str] = set()
-    for element in config.iter():
-        element_id = element.get("id")
-        if element_id in seen:
-            raise ValueError(f"two CIB elements would have the id {element_id!r}; rename a volume group or file system")
-        if element_id is not None:
-            seen.add(element_id)
 

@@ -8,6 +8,7 @@ tenants on one hypervisor can never collide.
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 
 PREFIX = "g2"
@@ -18,6 +19,12 @@ FENCE_PORT_BASE = 20000
 QEMU_LOG_DIR = "/var/log/libvirt/qemu"
 # Where a stack without a platform keeps its volumes on a hypervisor (its own pool).
 POOL_ROOT = "/var/lib/libvirt/gfs2-cluster"
+# A guest's data disks as its domain has them: the provider names disks vda, vdb, ... in
+# order, vda is the root disk, and seven is what a storage server gets here.
+DATA_DISK_DEVICES = ("vdb", "vdc", "vdd", "vde", "vdf", "vdg", "vdh")
+# What the pacemaker CIB derives from a resource's id: ID-clone, ID-instance_attributes-...,
+# ID-OP-interval-... (render/pacemaker.py).
+CIB_DERIVED = ("clone", "instance_attributes", "meta_attributes", "start", "stop", "monitor")
 
 
 def console_log(domain: str) -> str:
@@ -25,6 +32,22 @@ def console_log(domain: str) -> str:
     ``<log>`` of its console in render/domain.py; the boot watch reads it). Beside
     libvirt's own DOMAIN.log, which holds QEMU's command line and errors."""
     return f"{QEMU_LOG_DIR}/{domain}-console.log"
+
+
+def xml_id(*parts: str) -> str:
+    """A valid XML ID (an NCName) from name parts; characters it cannot hold become _."""
+    text = re.sub(r"[^A-Za-z0-9_.-]", "_", "-".join(parts))
+    return text if re.match(r"[A-Za-z_]", text) else f"_{text}"
+
+
+def lvm_resource_id(vg: str) -> str:
+    """The pacemaker LVM-activate resource of volume group VG."""
+    return xml_id("lvm", vg)
+
+
+def fs_resource_id(fs_name: str) -> str:
+    """The pacemaker Filesystem resource of file system FS_NAME."""
+    return xml_id("fs", fs_name)
 
 
 @dataclass(frozen=True)

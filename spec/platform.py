@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, ValidationError
 
 from spec.load import SpecError, _issue, load_spec
-from spec.model import Hypervisor, Model
+from spec.model import Hypervisor, ImageSource, Model
 from spec.names import POOL_ROOT
 from spec.rules import Issue
 from spec.topology import build
@@ -27,7 +27,7 @@ IMAGES_PATH = f"{POOL_ROOT}/images"
 class PlatformHypervisor(Hypervisor):
     # The base image of this hypervisor's guests, uploaded once into its image pool: a
     # path on the machine running Pulumi, or "builtin" (image/build.sh's).
-    image: str = "builtin"
+    image: ImageSource = "builtin"
 
 
 class PlatformSpec(Model):

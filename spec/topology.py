@@ -12,11 +12,9 @@ from dataclasses import dataclass
 from typing import Optional
 
 from spec.model import GuestSize, Hypervisor, StackSpec
-from spec.names import Names
-from spec.rules import HOST, cluster_name, member_count, member_names, planned_addresses, resolved_selinux
-from spec.vocabulary import DEFAULT_PORTS, FenceMethod, GuestRole, Protocol, SelinuxMode
-
-DATA_DISK_DEVICES = ("vdb", "vdc", "vdd", "vde", "vdf", "vdg", "vdh")
+from spec.names import DATA_DISK_DEVICES, Names
+from spec.rules import HOST, cluster_name, export_port, member_count, member_names, planned_addresses, resolved_selinux
+from spec.vocabulary import FenceMethod, GuestRole, Protocol, SelinuxMode
 
 
 def guest_device(domain_type: str, target: str) -> str:
@@ -191,7 +189,7 @@ def build(spec: StackSpec) -> Topology:
             address[e.server],
             kinds[e.server] == "guest",
             export_device[e.name],
-            e.port or DEFAULT_PORTS[e.protocol],
+            export_port(e),
         )
         for e in spec.storage.exports
     )

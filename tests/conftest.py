@@ -66,6 +66,21 @@ SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nTEST-ONLY-SSH-KEY-MATERIAL\n----
 FENCE_KEY = base64.b64encode(b"TEST-ONLY-FENCE-KEY" * 20).decode()
 AUTH_KEY = base64.b64encode(b"TEST-ONLY-COROSYNC-AUTHKEY" * 10).decode()
 SECRETS = {"sshPrivateKey": SSH_KEY, "fenceKey": FENCE_KEY, "clusterAuthKey": AUTH_KEY}
+# What every secret holds, as text, for looking for it where it must not be.
+SECRET_TEXTS = (FENCE_KEY, AUTH_KEY, "TEST-ONLY-SSH-KEY-MATERIAL")
+# The local stack's key files (relative to the project folder): throw-away ones.
+LOCAL_KEY_FILES = {
+    ".state/secrets/local-dev/id_ed25519": SSH_KEY.encode(),
+    ".state/secrets/local-dev/id_ed25519.pub": b"ssh-ed25519 AAAATEST test\n",
+    ".state/secrets/local-dev/fence_xvm.key": base64.b64decode(FENCE_KEY),
+    ".state/secrets/local-dev/corosync.key": base64.b64decode(AUTH_KEY),
+}
+
+
+def write_files(root: Path, files: dict[str, bytes]) -> None:
+    for name, data in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
 
 
 @pytest.fixture
@@ -73,12 +88,7 @@ def local_key_files(tmp_path, monkeypatch):
     """The local stack reads key files under .state/secrets/: give it throw-away ones."""
     import components.stack_input as stack_input
 
-    folder = tmp_path / ".state" / "secrets" / "local-dev"
-    folder.mkdir(parents=True)
-    (folder / "id_ed25519").write_text(SSH_KEY)
-    (folder / "id_ed25519.pub").write_text("ssh-ed25519 AAAATEST test\n")
-    (folder / "fence_xvm.key").write_bytes(base64.b64decode(FENCE_KEY))
-    (folder / "corosync.key").write_bytes(base64.b64decode(AUTH_KEY))
+    write_files(tmp_path, LOCAL_KEY_FILES)
     monkeypatch.setattr(stack_input, "ROOT", tmp_path)
 
 

@@ -136,12 +136,24 @@ class Graph:
         return False
 
 
-def record(stack: str, preview: bool = True, stack_outputs: Optional[dict] = None) -> dict[str, Registered]:
-    """Points the Pulumi runtime at mocks; what gets registered lands in the returned map."""
-    registered: dict[str, Registered] = {}
+def record(
+    stack: str, preview: bool = True, stack_outputs: Optional[dict] = None, into: Optional[dict] = None
+) -> dict[str, Registered]:
+    """Points the Pulumi runtime at mocks; what gets registered lands in the returned map
+    (INTO, when given: the caller sees it even if the program fails)."""
+    registered: dict[str, Registered] = {} if into is None else into
     mocks = _Mocks(stack_outputs)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=_RecordingMonitor(mocks, registered))
     return registered
+
+
+def engine_config(config: dict, secrets: dict, plain: tuple[str, ...] = ()) -> tuple[dict[str, str], list[str]]:
+    """CONFIG and SECRETS as the engine hands them to the program: PROJECT:key -> text
+    (structured values as JSON), and the keys it holds as secrets (all of SECRETS but the
+    PLAIN ones, which a user set without --secret)."""
+    values = {f"{PROJECT}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
+    values.update({f"{PROJECT}:{k}": v for k, v in secrets.items()})
+    return values, [f"{PROJECT}:{k}" for k in secrets if k not in plain]
 
 
 def capture(
@@ -151,16 +163,16 @@ def capture(
     root: Path = ROOT,
     preview: bool = True,
     stack_outputs: Optional[dict] = None,
+    plain: tuple[str, ...] = (),
+    registered: Optional[dict] = None,
 ) -> Graph:
     """Runs the program of ROOT for STACK with CONFIG (the stack file's project keys,
-    plain values) and SECRETS (config key -> value, set as secrets), as a preview or
-    as an update (which needs the builtin image to exist). STACK_OUTPUTS: what stack
-    references see (stack name -> outputs)."""
-    secrets = secrets or {}
-    registered = record(stack, preview, stack_outputs)
-    values = {f"{PROJECT}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
-    values.update({f"{PROJECT}:{k}": v for k, v in secrets.items()})
-    pulumi.runtime.set_all_config(values, [f"{PROJECT}:{k}" for k in secrets])
+    plain values) and SECRETS (config key -> value, set as secrets but the PLAIN ones),
+    as a preview or as an update (which needs the builtin image to exist).
+    STACK_OUTPUTS: what stack references see (stack name -> outputs). REGISTERED: a map
+    to record into, for a caller that expects the program to fail."""
+    registered = record(stack, preview, stack_outputs, registered)
+    pulumi.runtime.set_all_config(*engine_config(config, secrets or {}, plain))
 
     @pulumi.runtime.test
     def program():

@@ -114,7 +114,7 @@ def test_lab_without_fencing_has_no_fence_devices_and_says_so():
 
 def test_fence_virsh_is_refused_before_rendering():
     config = acme(fencing={"method": "fence_virsh"}, network={**stack_config("acme-prod")["network"], "mode": "isolated"})
-    with pytest.raises(SpecError, match="fencing.method: fence_virsh is not a fence agent of RHEL/CentOS 5"):
+    with pytest.raises(SpecError, match="fencing.method: fence_virsh is refused until it works end to end"):
         topology(config)
 
 

@@ -187,19 +187,18 @@ def test_device_paths_per_protocol():
     assert gnbd.GNBD.device(acme, acme.exports[0], acme.members[0]) == "/dev/gnbd/data"
 
 
-def test_gnbd_refuses_two_ports_on_one_server():
-    acme = topology("acme-prod")
-    other = dataclasses.replace(acme.exports[0], name="more", port=14568)
-    topo = dataclasses.replace(acme, exports=(acme.exports[0], other))
-    with pytest.raises(ValueError, match="one port"):
-        gnbd.GNBD.server(topo, other)
+def test_two_gnbd_ports_on_one_server_are_refused_by_the_spec():
+    config = stack_config("acme-prod")
+    config["storage"]["exports"].append({"name": "more", "protocol": "gnbd", "server": "gnbd1", "sizeGib": 1, "port": 14568})
+    with pytest.raises(SpecError, match=r"storage.exports\[1\].port: port 14568: one gnbd_serv"):
+        load_spec(config, secrets_set=SECRETS)
 
 
-def test_iscsi_needs_lio_and_open_iscsi_2():
-    acme = topology("acme-prod")
-    export = dataclasses.replace(acme.exports[0], protocol="iscsi", port=3260)
-    with pytest.raises(ValueError, match="centos5"):
-        iscsi.ISCSI.server(acme, export)
+def test_iscsi_on_centos5_is_refused_by_the_spec():
+    config = stack_config("acme-prod")
+    config["storage"]["exports"][0]["protocol"] = "iscsi"
+    with pytest.raises(SpecError, match=r"storage.exports\[0\].protocol: iscsi needs generation current"):
+        load_spec(config, secrets_set=SECRETS)
 
 
 # --- systemd units -----------------------------------------------------------------------
