@@ -15,6 +15,8 @@ PUBLIC_KEY_TYPES = (
     "ssh-ed25519", "ssh-rsa", "ssh-dss", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
     "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com",
 )
+# The key travels base64-encoded on the guests' kernel command line (2048 bytes on x86).
+PUBLIC_KEY_MAX = 1024
 # corosync 3 (knet) reads an authkey of 128 to 4096 bytes and refuses to start otherwise
 # (KNET_MIN_KEY_LEN, KNET_MAX_KEY_LEN; corosync-keygen -s).
 COROSYNC_KEY_BYTES = (128, 4096)
@@ -34,6 +36,11 @@ def public_key_problem(text: str) -> Optional[str]:
             "secret sshPrivateKey, and here the one line of its .pub file"
         )
     lines = text.strip().splitlines()
+    if len(text.strip()) > PUBLIC_KEY_MAX:
+        return (
+            f"is longer than {PUBLIC_KEY_MAX} characters: it reaches the guests base64-encoded on their kernel command "
+            "line (2048 bytes); use an ed25519 key or a shorter comment"
+        )
     if len(lines) != 1:
         return "must be one line: the single line of a .pub file (TYPE BASE64 [COMMENT])" if lines else "is empty"
     match = _PUBLIC_LINE.match(lines[0].strip())

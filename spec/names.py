@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 
 PREFIX = "g2"
+# A tenant's own bridge on a hypervisor: PREFIX + "br" + its VLAN id (15 bytes at most).
+BRIDGE_PREFIX = f"{PREFIX}br"
 # A date-based IQN naming authority; the year of the seed.
 IQN_AUTHORITY = "iqn.2007-09.org.gfs2-cluster"
 FENCE_PORT_BASE = 20000
@@ -89,7 +91,7 @@ class Names:
     @property
     def bridge(self) -> str:
         # Host-wide and at most 15 bytes: the VLAN id is unique per hypervisor.
-        return f"{PREFIX}br{self.vlan_id}"
+        return f"{BRIDGE_PREFIX}{self.vlan_id}"
 
     def vlan_interface(self, trunk: str) -> str:
         return f"{trunk}.{self.vlan_id}"

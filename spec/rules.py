@@ -15,7 +15,15 @@ from typing import Callable, Iterable, Iterator, Optional
 from spec import gfs2
 from spec.display import shown
 from spec.model import LV_FIXED, LV_PERCENT, Export, StackSpec
-from spec.names import CIB_DERIVED, DATA_DISK_DEVICES, FENCE_PORT_BASE, Names, fs_resource_id, lvm_resource_id
+from spec.names import (
+    BRIDGE_PREFIX,
+    CIB_DERIVED,
+    DATA_DISK_DEVICES,
+    FENCE_PORT_BASE,
+    Names,
+    fs_resource_id,
+    lvm_resource_id,
+)
 from spec.vocabulary import DEFAULT_PORTS, SECRET_KEYS
 
 GFS2_MAX_NODES = 16
@@ -364,6 +372,8 @@ def storage_references(spec: StackSpec, ctx: Context) -> Iterator[Issue]:
             yield Issue(f"storage.{'volumeGroups' if kind == 'volume group' else kind + 's'}", f"{kind} name {name!r} appears twice")
     members = set(member_names(spec))
     for i, s in enumerate(st.servers):
+        if s.kind == "external" and s.hypervisor is not None:
+            yield Issue(f"storage.servers[{i}].hypervisor", f"{s.name} is external: it runs on no hypervisor of this stack; remove it")
         if s.name in members:
             yield Issue(f"storage.servers[{i}].name", f"{s.name!r} is also a member name")
         if s.name == "localhost":
@@ -680,6 +690,19 @@ def network_mode(spec: StackSpec, ctx: Context) -> Iterator[Issue]:
     net = spec.network
     if net.mode == "ovs" and net.bridge is None:
         yield Issue("network.bridge", "network.mode ovs needs the name of the existing Open vSwitch bridge")
+    if net.mode != "ovs" and net.bridge is not None:
+        # Named here it could be another tenant's g2brN, or a bridge the host already has.
+        yield Issue(
+            "network.bridge",
+            f"network.mode {net.mode} makes the tenant's own bridge {Names(spec.tenant, spec.environment, net.vlan_id).bridge}; "
+            "network.bridge names an existing Open vSwitch bridge (mode ovs) only: remove it",
+        )
+    elif net.bridge is not None and net.bridge.startswith(BRIDGE_PREFIX):
+        yield Issue(
+            "network.bridge",
+            f"{net.bridge} is named like a tenant's own Linux bridge ({BRIDGE_PREFIX}VLAN), not an Open vSwitch one; "
+            "give the OVS bridge (e.g. ovsbr0)",
+        )
 
 
 @rule

@@ -225,6 +225,8 @@ SPEC = (
         (("members.names", ["localhost", "m2", "m3"]), "members.names[0]", "localhost"),
         (("storage.servers[0].name", "localhost"), "storage.servers[0].name", "localhost"),
         (("ssh.user", "admin"), "ssh.user", "use root"),
+        (("network.bridge", "g2br230"), "network.bridge", "tenant's own bridge"),
+        ([("network.mode", "ovs"), ("network.bridge", "g2br230")], "network.bridge", "Open vSwitch"),
     ])
     + _cases("spec", "acme-prod", [
         (("storage.exports[0].protocol", "nbd"), "storage.exports[0].protocol", "current"),
@@ -322,6 +324,7 @@ REACHABILITY = (
         (_external("10.23.0.255"), "storage.servers[0].address", "broadcast"),
         (_external("10.23.0.21"), "storage.servers[0].address", "used twice"),
         (_external("10.23.0.1"), "storage.servers[0].address", "used twice"),
+        ([*_external(), ("storage.servers[0].hypervisor", "kvm1")], "storage.servers[0].hypervisor", "runs on no hypervisor"),
         (_uri("qemu+tcp://kvm1.example.net/system"), "hypervisors[0].uri", "tcp is unencrypted"),
         (_uri("qemu+libssh2://root@kvm1.example.net/system"), "hypervisors[0].uri", "not implemented"),
         (_uri("qemu+ext:///system?command=/bin/sh"), "hypervisors[0].uri", "not implemented"),
@@ -450,6 +453,7 @@ SECRET_CASES = (
         (("ssh.publicKey", SSH_KEY), "ssh.publicKey", "holds a private key"),
         (("ssh.publicKey", "not a key at all"), "ssh.publicKey", "not an OpenSSH public key line"),
         (("ssh.publicKey", "ssh-ed25519 AAAA one\nssh-ed25519 AAAA two"), "ssh.publicKey", "one line"),
+        (("ssh.publicKey", "ssh-ed25519 AAAA " + "c" * 1100), "ssh.publicKey", "kernel command line"),
         ([("ssh.publicKey", DELETE), ("ssh.publicKeyFile", "keys/id.pub")], "ssh.publicKeyFile", "holds a private key",
          {"files": {"keys/id.pub": SSH_KEY.encode()}}),
         ([("ssh.publicKey", DELETE), ("ssh.publicKeyFile", "keys/id.pub")], "ssh.publicKeyFile", "is not text",
