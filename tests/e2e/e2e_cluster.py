@@ -233,7 +233,8 @@ def cluster():
             engine.destroy()
         except auto.CommandError as e:
             print(f"e2e: destroy of the earlier state failed, removing that state: {str(e)[-500:]}")
-            engine.stack.workspace.remove_stack(STACK, force=True)
+            # stack rm deletes the tracked stack file unless told to keep it.
+            engine.stack.workspace.remove_stack(STACK, force=True, preserve_config=True)
             engine = Engine()
     found = purge(topo)
     if found:
