@@ -53,6 +53,8 @@ if ! pulumi stack select "$stack" --non-interactive >/dev/null 2>&1; then
   cp "$stack_file" "$runs/$stack.yaml.orig"
   pulumi stack init "$stack" --non-interactive >/dev/null
   if ((${#config_args[@]})); then
+    # A new stack has a new salt: it replaces whatever an earlier stack of this name left.
+    sed -i '/^encryptionsalt:/d' "${config_args[1]}"
     grep '^encryptionsalt:' "$stack_file" >>"${config_args[1]}" || true
     cp "$runs/$stack.yaml.orig" "$stack_file"
   fi

@@ -112,6 +112,7 @@ class Engine:
         with open(log_path, "w") as log:
             def on_output(line):
                 log.write(line + "\n")
+                log.flush()
             try:
                 result = getattr(self.stack, verb)(on_output=on_output, on_event=on_event, color="never",
                                                    config_file=self.config_file, **kw)
