@@ -14,9 +14,8 @@ import threading
 import time
 
 import pytest
-from render.scripts.cib import started_nodes
 from e2e_cluster import (  # noqa: F401 - cluster is the session fixture
-    RESULTS, ROOT, STACK, Cluster, cluster, cluster_of, leftovers, record, topology, virsh,
+    RESULTS, ROOT, STACK, Cluster, cluster, cluster_of, crm_started_on, leftovers, record, sha256_on, topology, virsh,
 )
 
 pytestmark = pytest.mark.e2e
