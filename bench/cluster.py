@@ -64,11 +64,11 @@ RAW_LV = "lv_raw"
 FIO_SIZE_MIB = 512
 WRITERS_SIZE_MIB = 256
 LOCK_TURNS = 100
-# The bench's own targets (the issue names none): a ratio on the wrong side is "missed".
+# The project's targets: a ratio on the wrong side is "missed".
 TARGETS = {
-    "build parallel/serial": ("<", 1.0),  # the engine's parallelism must beat one-by-one
-    "build 5/3 members": ("<", 5 / 3),  # more members must cost less than in proportion
-    "no-op up/preview": ("<", 1.5),  # a no-op up is a preview plus the state write
+    "build parallel/serial": ("<", 0.5),
+    "build 5/3 members": ("<", 1.15),  # per-member work runs side by side
+    "no-op up/preview": ("<", 1.3),  # and it runs no node command
     "gfs2/raw sequential write": (">", 0.8),
     "gfs2/raw sequential read": (">", 0.8),
     "gfs2/raw random read 4k": (">", 0.8),
