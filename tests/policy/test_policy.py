@@ -150,6 +150,17 @@ def test_an_unregistered_tenant_is_refused():
     assert found == ["globex-prod is not in the platform's registry of tenants on kvm1.example.net"]
 
 
+def test_a_lab_on_this_machine_needs_no_registry():
+    """The local stack has no platform; CI previews it with an empty registry."""
+    assert violations(resources("local"), PackConfig(()))["tenants-do-not-share-vlans-or-fence-ports"] == []
+
+
+def test_a_lab_on_this_machine_is_still_checked_against_a_registry():
+    registry = PackConfig((Tenant("localhost", "other-dev", 10, 20010),))
+    found = violations(resources("local"), registry)["tenants-do-not-share-vlans-or-fence-ports"]
+    assert "VLAN 10 on localhost also belongs to other-dev" in found
+
+
 def test_pack_config_reads_the_registry():
     raw = {"tenants-do-not-share-vlans-or-fence-ports": {"registry": [
         {"hypervisor": "h", "stackId": "a-b", "vlanId": 5, "fencePort": 20005}
