@@ -153,13 +153,15 @@ class Engine:
         return run
 
     def up(self) -> Run:
-        return self._run("up")
+        # Its summary with secrets runs `stack history --show-secrets`, which reads the
+        # stack's config without --config-file and writes this machine's salt into it.
+        return self._run("up", show_secrets=False)
 
     def preview(self, **kw) -> Run:
         return self._run("preview", **kw)
 
     def destroy(self) -> Run:
-        return self._run("destroy")
+        return self._run("destroy", show_secrets=False)
 
     def resources(self) -> list[dict]:
         return self.stack.export_stack().deployment.get("resources", [])

@@ -293,4 +293,8 @@ def test_destroy_leaves_nothing(cluster: Cluster):
     assert cluster.engine.resources() == [] or all(
         r["type"] == "pulumi:pulumi:Stack" for r in cluster.engine.resources())
     assert leftovers(topology()) == []
+    # Up, preview, kill and destroy left the tracked stack file as the repository has it.
+    tracked = subprocess.run(["git", "status", "--porcelain", "--", "stacks/"], cwd=ROOT, capture_output=True,
+                             text=True, check=True).stdout
+    assert tracked == "", f"a run changed tracked stack files:\n{tracked}"
     record("destroy", {"wall_seconds": round(run.seconds, 1)})
