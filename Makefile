@@ -30,7 +30,7 @@ unit:
 	$(ENV) python -m pytest -q -m "not e2e and not engine" tests
 
 engine-checks:
-	$(ENV) python -m pytest -q -rA -s -m engine tests/engine tests/policy
+	$(ENV) python -m pytest -q -rA -s -m engine tests/engine tests/policy tests/tools
 
 e2e-local:
 	$(ENV) python -m pytest -q -rA -s -m e2e tests/e2e

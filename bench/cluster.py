@@ -1,18 +1,29 @@
-"""Cluster benchmarks on real guests of this machine, built by tools/graph_runner.py (it
-stands in for the provider plugins that cannot be built here; these are not `pulumi up`
-figures):
+"""Cluster benchmarks through the real engine (Pulumi Automation API) on guests of this
+machine (issue 13, items 1-3 and 6):
 
-1. build: the local stack from nothing (image cached), the graph in parallel against the
-   serial baseline (the same node scripts one after the other), and 3 against 5 members;
-2. re-run: every node command a second time, and how many of them changed something;
-3. the file system, from inside the guests: sequential write and read on the GFS2 mount
-   against the raw logical volume next to it on the same shared device; three members
-   writing at once against one alone; small files created, stat'ed and deleted by one
-   member against two members in one directory.
+1. build: `pulumi up` of the local stack's shape from nothing (image cached), against a
+   serial baseline on the same guests: the libvirt resources alone by a targeted
+   `pulumi up --parallel 1`, then every node command's create, as the engine recorded it
+   in the state of the parallel build, one after the other over SSH (or on this host),
+   in the deployment's dependency order: the same work without the engine's
+   parallelism. Then 5 members against 3. One run each.
+2. re-run: a no-op `pulumi up` against `pulumi preview` of the built stack, and how many
+   node commands the up executed (must be 0).
+3. the file system, from one member: fio on GFS2 against fio on the raw imported device
+   (the extents of a raw LV beside GFS2 on it, so that no write touches GFS2): sequential
+   write and read of 1 MiB blocks, 4 KiB random read; three members writing their own
+   files at once against one alone; a lock round trip: two members appending to one file
+   under flock strictly in turns.
+6. beside each figure: the host's CPU busy share, guest boot times, every engine step's
+   duration (ResourcePreEvent -> ResOutputsEvent) and the critical path through them;
+   `missed` names each ratio off its target, with where the time went.
 
     python bench/cluster.py [--repeat 3] [--json FILE]
 
-Needs root, libvirt and the builtin image (make setup; image/build.sh). About 45 minutes.
+The stack is `bench` (tenant bench, VLAN 20, 10.77.20.0/24), in its own backend
+(.state/bench/), so the `local` stack and its guests are never touched; its physical
+names (g2-bench-dev-*) must be free. Needs root, libvirt and the builtin image. Two
+builds, a serial baseline and a 5-member build: expect one to two hours on 2 TCG cores.
 """
 
 from __future__ import annotations
@@ -20,72 +31,96 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import re
 import shlex
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
-from tools import graph_runner  # noqa: E402
-from tools.guests import guests  # noqa: E402
-from tools.program_graph import stack_config  # noqa: E402
+from engine import (  # noqa: E402
+    EngineFailed, Guest, NodeCommands, Project, Run, busy_since, closure, critical_path, engine_run, git_state, graph,
+    host_cpu, phase, stack_file_config,
+)
+from render.host import forward_chain  # noqa: E402
+from spec import build, load_spec  # noqa: E402
+from spec.topology import Topology  # noqa: E402
 
-STACK = "local"
+STACK = "bench"
+STATE = ROOT / ".state" / "bench"
+LOGS = STATE / "logs"
+KEYS = ROOT / ".state" / "secrets" / "bench-dev"
+URI = "qemu:///system"
 RAW_LV = "lv_raw"
-FIO_SIZE = "512M"
+FIO_SIZE_MIB = 512
+WRITERS_SIZE_MIB = 256
+LOCK_TURNS = 100
+# The project's targets: a ratio on the wrong side is "missed".
+TARGETS = {
+    "build parallel/serial": ("<", 0.5),
+    "build 5/3 members": ("<", 1.15),  # per-member work runs side by side
+    "no-op up/preview": ("<", 1.3),  # and it runs no node command
+    "gfs2/raw sequential write": (">", 0.8),
+    "gfs2/raw sequential read": (">", 0.8),
+    "gfs2/raw random read 4k": (">", 0.8),
+    "3 writers/1 writer": (">", 1.0),  # three at once at least as much as one alone
+}
 
 
-def bench_stack_file(folder: Path, members: int) -> Path:
-    """The local stack with N members and, beside the GFS2 volume, a raw LV of the same
-    shared device for the raw-device comparison."""
-    config = copy.deepcopy(stack_config(STACK))
+def bench_config(members: int) -> dict:
+    """The local stack as tenant `bench` with MEMBERS members, its keys in .state/secrets/
+    bench-dev/, and a raw LV beside the GFS2 one on the same shared device."""
+    config = copy.deepcopy(stack_file_config(ROOT / "stacks" / "Pulumi.local.yaml"))
+    config["tenant"] = "bench"
+    config["network"].update(vlanId=20, cidr="10.77.20.0/24")
     config["members"]["count"] = members
+    config["fencing"]["keyFile"] = str(KEYS / "fence_xvm.key")
+    config["cluster"]["authKeyFile"] = str(KEYS / "corosync.key")
+    config["ssh"].update(privateKeyFile=str(KEYS / "id_ed25519"), publicKeyFile=str(KEYS / "id_ed25519.pub"))
     vg = config["storage"]["volumeGroups"][0]
     vg["logicalVolumes"][0]["size"] = "2400M"
     vg["logicalVolumes"].append({"name": RAW_LV, "size": "100%FREE"})
-    path = folder / f"Pulumi.{STACK}-{members}.yaml"
-    path.write_text(yaml.safe_dump({"config": {f"gfs2-cluster:{k}": v for k, v in config.items()}}))
-    return path
+    return config
 
 
-def host_cpu() -> tuple[int, int]:
-    """(busy, total) jiffies of all the host's CPUs, from the first line of /proc/stat."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]  # idle + iowait
-    return sum(fields) - idle, sum(fields)
+def topology(config: dict) -> Topology:
+    return build(load_spec(config))
 
 
-def busy_since(start: tuple[int, int]) -> float:
-    """Share of the host's CPU time that was busy since START: near 1.0 means every core
-    was working, so more parallel work can only queue."""
-    busy, total = host_cpu()
-    return round((busy - start[0]) / max(1, total - start[1]), 2)
+def sh(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, capture_output=True, text=True)
 
 
-def member_boot_seconds(timing: dict) -> float:
-    """Median wait of the members' `ready` steps (domain started -> SSH answers): the
-    per-member step that needs the most CPU, a TCG guest booting."""
-    ready = [r["seconds"] for r in timing["resources"] if re.fullmatch(r".*-m\d+-ready", r["name"])]
-    return round(statistics.median(ready), 1)
-
-
-def runner(verb: str, stack_file: Path, parallel: int, timing: Path) -> dict:
-    cpu = host_cpu()
-    argv = [sys.executable, str(ROOT / "tools" / "graph_runner.py"), verb, "--stack", STACK,
-            "--parallel", str(parallel), "--timing", str(timing), "--stack-file", str(stack_file)]
-    result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
-    if result.returncode != 0:
-        sys.exit(f"graph runner {verb} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
-    return {**json.loads(timing.read_text()), "host_cpu_busy": busy_since(cpu)}
+def leftovers(topo: Topology) -> list[str]:
+    """What of the bench stack is on this machine, by its names."""
+    names = topo.names
+    found = []
+    domains = set(sh("virsh", "-c", URI, "list", "--all", "--name").stdout.split())
+    found += [f"domain {g.domain}" for g in topo.guests if g.domain in domains]
+    if names.network in sh("virsh", "-c", URI, "net-list", "--all", "--name").stdout.split():
+        found.append(f"network {names.network}")
+    if names.pool in sh("virsh", "-c", URI, "pool-list", "--all", "--name").stdout.split():
+        found.append(f"pool {names.pool}")
+    if (pool_dir := Path("/var/lib/libvirt/gfs2-cluster") / names.stack_id).exists():
+        found.append(f"pool dir {pool_dir}")
+    if sh("ip", "link", "show", topo.bridge).returncode == 0:
+        found.append(f"bridge {topo.bridge}")
+    if Path(names.host_dir).exists():
+        found.append(f"dir {names.host_dir}")
+    found += [f"process {line.strip()}" for line in sh("ps", "-eo", "pid=,args=").stdout.splitlines()
+              if names.host_dir + "/" in line]
+    if re.search(rf"^-N {re.escape(forward_chain(topo))}$", sh("iptables", "-S").stdout, re.M):
+        found.append(f"iptables chain {forward_chain(topo)}")
+    return found
 
 
 def spread(values: list[float]) -> dict:
@@ -93,158 +128,436 @@ def spread(values: list[float]) -> dict:
             "max": round(max(values), 2), "n": len(values)}
 
 
-def fio(guest, name: str, rw: str, target: str, size: str = FIO_SIZE) -> float:
-    """MiB/s of one fio job with direct I/O (no guest page cache in the figure)."""
-    return fio_job(guest, name, rw, target, size)["mib_s"]
+def ratio(a: float, b: float) -> float:
+    return round(a / b, 2) if b else float("nan")
 
 
-def fio_job(guest, name: str, rw: str, target: str, size: str = FIO_SIZE) -> dict:
-    """One fio job: MiB/s, the CPU it used inside the guest (usr+sys, % of one vCPU) and
-    how busy the host's CPUs were meanwhile."""
+def missed(name: str, value: float) -> bool:
+    op, target = TARGETS[name]
+    return not (value < target if op == "<" else value > target)
+
+
+def destroy(stack, label: str) -> Run:
+    """pulumi destroy, once more if it fails: a member fenced while GFS2 stops breaks the
+    step that runs on it, and a second destroy carries on (README)."""
+    try:
+        return engine_run(stack, "destroy", LOGS, label)
+    except EngineFailed as e:
+        print(f"bench: {e}\nbench: destroying again in 60 s", flush=True)
+        time.sleep(60)
+        return engine_run(stack, "destroy", LOGS, f"{label}-again")
+
+
+# --- 1. build -------------------------------------------------------------------------
+
+def guest_boot_seconds(topo: Topology, ends: dict[str, float]) -> dict[str, float]:
+    """Per guest: its domain created -> its `ready` step done (SSH answers), from the
+    end times of those steps by resource name."""
+    out = {}
+    for g in topo.guests:
+        base = topo.names.resource(g.name)
+        domain, ready = ends.get(f"{base}-domain"), ends.get(f"{base}-ready")
+        if domain is not None and ready is not None:
+            out[g.name] = round(ready - domain, 1)
+    return out
+
+
+def build_record(run: Run, nodes: list, topo: Topology) -> dict:
+    path_seconds, path = critical_path(nodes, run.durations())
+    ends = {s.name: s.end for s in run.steps.values() if s.end is not None}
+    boots = guest_boot_seconds(topo, ends)
+    return {
+        **run.record(),
+        "members": len(topo.members),
+        "node_commands": len([s for s in run.steps.values() if s.type.startswith("command:")]),
+        "critical_path_seconds": path_seconds,
+        "critical_path": path,
+        "guest_boot_seconds": boots,
+        "guest_boot_median": round(statistics.median(boots.values()), 1) if boots else None,
+    }
+
+
+class SerialBuild:
+    """The baseline: libvirt resources by the engine, one at a time (they are not node
+    scripts, and only the engine's provider makes them), then every other command of
+    NODES by NodeCommands, one after the other, in deployment order. What it ran
+    outside the engine is not in the state: teardown() runs the deletes of its host
+    commands (fence_virtd) itself; the guests' go with the domains."""
+
+    def __init__(self, stack, project: Project, nodes: list, topo: Topology, keys_dir: Path):
+        self.stack, self.project, self.nodes, self.topo = stack, project, nodes, topo
+        self.runner = NodeCommands(project.dir, keys_dir, project.env)
+        self.ran: list = []
+
+    def run(self) -> dict:
+        targets = closure(self.nodes, [n.urn for n in self.nodes if n.is_libvirt])
+        cpu, started_all = host_cpu(), time.monotonic()
+        infra = engine_run(self.stack, "up", LOGS, f"serial-{len(self.topo.members)}-libvirt",
+                           target=[n.urn for n in targets], parallel=1)
+        in_state = {r["urn"] for r in self.stack.export_stack().deployment.get("resources") or []}
+        absent = [n.name for n in targets if n.urn not in in_state]
+        if absent:
+            raise RuntimeError(f"the targeted up did not create {absent}")
+        steps, ends = [], {s.name: s.end for s in infra.steps.values() if s.end is not None}
+        todo = [n for n in self.nodes if n.is_command and n.urn not in in_state]
+        with phase(f"serial node commands ({len(todo)}, one at a time)"):
+            t0 = time.monotonic()
+            for n in todo:
+                started = time.time()
+                self.ran.append(n)
+                step = self.runner.run(n)
+                ends[n.name] = time.time()
+                steps.append({**step, "start": round(started - infra.started, 1)})
+                print(f"bench {time.strftime('%H:%M:%S')}   {n.name}: {step['seconds']:.1f} s", flush=True)
+            commands_seconds = time.monotonic() - t0
+        wall = time.monotonic() - started_all
+        libvirt_steps = sum(s for u, s in infra.durations().items() if u in {n.urn for n in targets})
+        boots = guest_boot_seconds(self.topo, ends)
+        return {
+            "wall_seconds": round(wall, 1),
+            "libvirt_up": infra.record(),
+            "commands_seconds": round(commands_seconds, 1),
+            # The work without the engine's own time (program, planning, state writes).
+            "sum_of_step_seconds": round(libvirt_steps + sum(s["seconds"] for s in steps), 1),
+            "host_cpu_busy": busy_since(cpu),
+            "node_commands": len(steps),
+            "commands_in_the_targeted_up": sorted(n.name for n in targets if n.is_command),
+            "commands": steps,
+            # Upper bounds here: a guest's `ready` waits its turn behind other commands.
+            "guest_boot_seconds": boots,
+            "guest_boot_median": round(statistics.median(boots.values()), 1) if boots else None,
+        }
+
+    def teardown(self) -> None:
+        for n in reversed(self.ran):
+            if n.type == "command:local:Command":
+                try:
+                    self.runner.run(n, "delete")
+                except Exception as e:  # noqa: BLE001 - the engine's destroy comes next anyway
+                    print(f"bench: delete of {n.name} failed: {e}", flush=True)
+        self.ran = []
+        destroy(self.stack, f"serial-{len(self.topo.members)}-destroy")
+
+
+# --- 2. re-run ------------------------------------------------------------------------
+
+def rerun(stack, repeat: int) -> dict:
+    previews, ups, changed, commands = [], [], {}, []
+    for i in range(repeat):
+        previews.append(engine_run(stack, "preview", LOGS, f"rerun-preview-{i}"))
+        ups.append(engine_run(stack, "up", LOGS, f"rerun-up-{i}"))
+        changed.update({u.rsplit("::", 1)[-1]: op for u, op in ups[-1].changed().items()})
+        commands += [u.rsplit("::", 1)[-1] for u in ups[-1].commands_run()]
+    up_s, pv_s = [r.seconds for r in ups], [r.seconds for r in previews]
+    return {
+        "up_seconds": spread(up_s),
+        "preview_seconds": spread(pv_s),
+        "ratio": ratio(statistics.median(up_s), statistics.median(pv_s)),
+        "steps": ups[-1].planned(),
+        "commands_executed": len(commands),
+        "commands_that_ran": sorted(set(commands)),
+        "resources_changed": changed,
+        "preview_planned_changes": sorted({u.rsplit("::", 1)[-1] for r in previews for u in r.changed()}),
+        "up": ups[-1].record(),
+        "preview": previews[-1].record(),
+    }
+
+
+# --- 3. the file system ---------------------------------------------------------------
+
+def fio(guest: Guest, target: str, rw: str, bs: str, extra: str = "") -> dict:
+    """One fio job with direct I/O (no page cache in the figure): MiB/s, IOPS, the CPU it
+    used inside the guest (usr+sys, % of one vCPU) and the host's CPU busy share."""
     cpu = host_cpu()
-    out = guest.run(
-        f"fio --name={name} --filename={target} --rw={rw} --bs=1M --size={size} --direct=1 "
-        f"--ioengine=libaio --iodepth=4 --output-format=json",
-        timeout=1800,
-    )
+    out = guest.run(f"fio --name=bench --filename={target} --rw={rw} --bs={bs} --direct=1 --ioengine=libaio "
+                    f"--iodepth={16 if rw == 'randread' else 4} {extra} --output-format=json", timeout=1800)
     job = json.loads(out[out.index("{"):])["jobs"][0]
-    return {"mib_s": job["write" if "write" in rw else "read"]["bw"] / 1024,
-            "guest_cpu_pct": job["usr_cpu"] + job["sys_cpu"], "host_cpu_busy": busy_since(cpu)}
+    side = job["write" if "write" in rw else "read"]
+    return {"mib_s": round(side["bw"] / 1024, 1), "iops": round(side["iops"], 1),
+            "guest_cpu_pct": round(job["usr_cpu"] + job["sys_cpu"], 1), "host_cpu_busy": busy_since(cpu)}
 
 
-SMALL_FILES = r"""
-import os, sys, time
-folder, count, tag = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-os.makedirs(folder, exist_ok=True)
-names = [os.path.join(folder, f"{tag}-{i}") for i in range(count)]
-t = [time.monotonic()]
-for n in names:
-    os.close(os.open(n, os.O_CREAT | os.O_WRONLY, 0o644))
-t.append(time.monotonic())
-for n in names:
-    os.stat(n)
-t.append(time.monotonic())
-for n in names:
-    os.unlink(n)
-t.append(time.monotonic())
-print(" ".join(f"{count / (b - a):.1f}" for a, b in zip(t, t[1:])))
+def raw_region(guest: Guest, vg: str) -> tuple[str, int]:
+    """The imported device under the raw LV and the byte offset of that LV on it: fio
+    writes there without touching GFS2's extents (one segment on one PV, by LVM)."""
+    ranges, extent = guest.run(f"lvs --noheadings --nosuffix --units b -o seg_pe_ranges,vg_extent_size {vg}/{RAW_LV}").split()
+    device, pe = ranges.rsplit(":", 1)
+    first_pe = int(pe.split("-")[0])
+    pe_start = int(float(guest.run(f"pvs --noheadings --nosuffix --units b -o pe_start {device}").split()[0]))
+    size = int(float(guest.run(f"lvs --noheadings --nosuffix --units b -o lv_size {vg}/{RAW_LV}").split()[0]))
+    if size < FIO_SIZE_MIB * 2**20:
+        raise RuntimeError(f"{vg}/{RAW_LV} holds {size} bytes, fio needs {FIO_SIZE_MIB} MiB")
+    return device, pe_start + first_pe * int(float(extent))
+
+
+LOCK_SCRIPT = r"""
+import fcntl, os, sys, time
+path, me, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+fd = os.open(path, os.O_RDWR | os.O_APPEND)
+mine = polls = 0
+first = last = None
+while mine < n:
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    lines = os.fstat(fd).st_size // 16
+    if lines % 2 == me:
+        os.write(fd, b"%1d %13d\n" % (me, lines))
+        mine += 1
+        last = time.monotonic()
+        first = first if first is not None else last
+    else:
+        polls += 1
+    fcntl.flock(fd, fcntl.LOCK_UN)
+print(mine, polls, last - first)
 """
 
 
-def small_files(guest, folder: str, count: int, tag: str) -> list[float]:
-    """create/s, stat/s, delete/s of COUNT empty files in FOLDER."""
-    out = guest.run(f"python3 -c {shlex.quote(SMALL_FILES)} {folder} {count} {tag}", timeout=1800)
-    return [float(x) for x in out.split()]
+def lock_round_trip(a: Guest, b: Guest, reader: Guest, path: str, turns: int) -> dict:
+    """A and B append one 16-byte line each in strict turns under the file's flock (on
+    GFS2 a DLM lock): every append moves the lock to the other member. ops/s from each
+    member's own clock, first to last append."""
+    a.run(f": >{path}")
+    results: dict = {}
+
+    def turn(g: Guest, me: int) -> None:
+        results[g.name] = g.run(f"python3 -c {shlex.quote(LOCK_SCRIPT)} {path} {me} {turns}", timeout=3600).split()
+
+    threads = [threading.Thread(target=turn, args=(g, i)) for i, g in enumerate((a, b))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    lines = reader.run(f"cat {path}").splitlines()
+    alternating = [int(line.split()[0]) for line in lines] == [i % 2 for i in range(2 * turns)]
+    rates = [2 * (turns - 1) / float(r[2]) for r in results.values() if len(r) == 3 and float(r[2]) > 0]
+    if not alternating or len(rates) != 2:
+        raise RuntimeError(f"lock round trip: {len(lines)} lines, alternating {alternating}, {results}")
+    return {"ops_s": round(statistics.median(rates), 1), "round_trip_ms": round(1000 / statistics.median(rates), 1),
+            "polls": {name: int(r[1]) for name, r in results.items()}}
 
 
-def filesystem(members: list, mount: str, device: str, repeat: int) -> dict:
+def filesystem(members: list[Guest], mount: str, vg: str, repeat: int) -> dict:
     m1 = members[0]
-    m1.run(f"mkdir -p {mount}/bench")
-    rows: dict = {}
-    for rw in ("write", "read"):
-        gfs2 = [fio_job(m1, "seq", rw, f"{mount}/bench/seq") for _ in range(repeat)]
-        raw = [fio_job(m1, "seq", rw, device) for _ in range(repeat)]
-        row = {f"{where}_{k}": spread([job[k] for job in jobs])
-               for k in ("mib_s", "guest_cpu_pct", "host_cpu_busy") for where, jobs in (("gfs2", gfs2), ("raw", raw))}
-        row["ratio"] = round(row["gfs2_mib_s"]["median"] / row["raw_mib_s"]["median"], 2)
-        rows[f"sequential {rw}"] = row
-    m1.run(f"rm -f {mount}/bench/seq")
-    alone = [fio(m1, "one", "write", f"{mount}/bench/one", "256M") for _ in range(repeat)]
-    together = []
-    for _ in range(repeat):
-        with ThreadPoolExecutor(len(members)) as pool:
-            together.append(sum(pool.map(
-                lambda m: fio(m, m.name, "write", f"{mount}/bench/{m.name}", "256M"), members)))
-    rows[f"{len(members)} members writing at once"] = {
+    folder = f"{mount}/bench"
+    m1.run(f"mkdir -p {folder}")
+    device, offset = raw_region(m1, vg)
+    size = f"--size={FIO_SIZE_MIB}M"
+    raw = f"{device} --offset={offset}"
+    jobs = {
+        "sequential write": ("write", "1M", ""),
+        "sequential read": ("read", "1M", ""),
+        "random read 4k": ("randread", "4k", "--runtime=30 --time_based"),
+    }
+    runs: dict = {name: {"gfs2": [], "raw": []} for name in jobs}
+    with phase(f"fio on GFS2 and on the raw device, {repeat} times"):
+        for _ in range(repeat):
+            m1.run(f"rm -f {folder}/seq")  # each write allocates anew
+            for name, (rw, bs, extra) in jobs.items():
+                runs[name]["gfs2"].append(fio(m1, f"{folder}/seq", rw, bs, f"{size} {extra}"))
+                runs[name]["raw"].append(fio(m1, raw, rw, bs, f"{size} {extra}"))
+    rows: dict = {"raw_device": {"device": device, "offset_bytes": offset, "lv": f"{vg}/{RAW_LV}"}}
+    for name, where in runs.items():
+        key = "iops" if name.startswith("random") else "mib_s"
+        row = {f"{w}_{k}": spread([job[k] for job in where[w]])
+               for k in ("mib_s", "iops", "guest_cpu_pct", "host_cpu_busy") for w in ("gfs2", "raw")}
+        row["ratio"] = ratio(row[f"gfs2_{key}"]["median"], row[f"raw_{key}"]["median"])
+        row["ratio_of"] = key
+        rows[name] = row
+    m1.run(f"rm -f {folder}/seq")
+
+    with phase(f"{len(members)} members writing at once against one alone, {repeat} times"):
+        write = f"--size={WRITERS_SIZE_MIB}M"
+        alone, together, cpu_together = [], [], []
+        for _ in range(repeat):
+            m1.run(f"rm -f {folder}/w-*")
+            alone.append(fio(m1, f"{folder}/w-alone", "write", "1M", write)["mib_s"])
+            cpu = host_cpu()
+            with ThreadPoolExecutor(len(members)) as pool:
+                together.append(sum(pool.map(lambda m: fio(m, f"{folder}/w-{m.name}", "write", "1M", write)["mib_s"], members)))
+            cpu_together.append(busy_since(cpu))
+        m1.run(f"rm -f {folder}/w-*")
+    rows[f"{len(members)} writers at once"] = {
         "aggregate_mib_s": spread(together), "one_member_mib_s": spread(alone),
-        "ratio": round(statistics.median(together) / statistics.median(alone), 2)}
-    one = [small_files(m1, f"{mount}/bench/small", 300, "a") for _ in range(repeat)]
-    shared = []
-    for _ in range(repeat):
-        with ThreadPoolExecutor(2) as pool:
-            shared.append(list(pool.map(lambda m: small_files(m, f"{mount}/bench/small", 300, m.name), members[:2])))
-    for i, op in enumerate(("create", "stat", "delete")):
-        alone_ops = [r[i] for r in one]
-        both_ops = [a[i] + b[i] for a, b in shared]
-        rows[f"small files: {op}"] = {"one_member_ops_s": spread(alone_ops), "two_members_same_dir_ops_s": spread(both_ops),
-                                      "ratio": round(statistics.median(both_ops) / statistics.median(alone_ops), 2)}
-    m1.run(f"rm -rf {mount}/bench")
+        "host_cpu_busy_together": spread(cpu_together),
+        "ratio": ratio(statistics.median(together), statistics.median(alone)), "ratio_of": "mib_s"}
+
+    with phase(f"lock round trip: two members appending in turns under flock, {repeat} times"):
+        trips = [lock_round_trip(members[0], members[1], members[-1], f"{folder}/turns.log", LOCK_TURNS)
+                 for _ in range(repeat)]
+    rows["lock round trip"] = {"ops_s": spread([t["ops_s"] for t in trips]),
+                               "round_trip_ms": spread([t["round_trip_ms"] for t in trips]),
+                               "turns_per_member": LOCK_TURNS, "polls": [t["polls"] for t in trips]}
+    m1.run(f"rm -rf {folder}")
     return rows
 
 
+# --- results --------------------------------------------------------------------------
+
+def ratios(results: dict) -> dict:
+    out = {}
+    b = results.get("build", {})
+    if "parallel_3" in b and "serial_3" in b:
+        out["build parallel/serial"] = ratio(b["parallel_3"]["wall_seconds"], b["serial_3"]["wall_seconds"])
+    if "parallel_3" in b and "parallel_5" in b:
+        out["build 5/3 members"] = ratio(b["parallel_5"]["wall_seconds"], b["parallel_3"]["wall_seconds"])
+    if "rerun" in results:
+        out["no-op up/preview"] = results["rerun"]["ratio"]
+    fs = results.get("filesystem", {})
+    for job in ("sequential write", "sequential read", "random read 4k"):
+        if job in fs:
+            out[f"gfs2/raw {job}"] = fs[job]["ratio"]
+    for name, row in fs.items():
+        if name.endswith("writers at once"):
+            out["3 writers/1 writer"] = row["ratio"]
+    return out
+
+
+def where_time_went(results: dict, name: str) -> dict:
+    b, fs = results.get("build", {}), results.get("filesystem", {})
+
+    def build_view(key: str) -> dict:
+        r = b[key]
+        keep = ("wall_seconds", "host_cpu_busy", "sum_of_step_seconds", "critical_path_seconds",
+                "guest_boot_median", "longest_steps")
+        return {k: r[k] for k in keep if k in r}
+
+    if name.startswith("build"):
+        return {k: build_view(k) for k in ("parallel_3", "serial_3", "parallel_5") if k in b}
+    if name.startswith("no-op"):
+        r = results["rerun"]
+        return {"up": {k: r["up"][k] for k in ("wall_seconds", "engine_seconds", "host_cpu_busy", "longest_steps")},
+                "preview": {k: r["preview"][k] for k in ("wall_seconds", "engine_seconds", "host_cpu_busy", "longest_steps")}}
+    job = name.split(" ", 1)[1] if name.startswith("gfs2/raw") else next(k for k in fs if k.endswith("writers at once"))
+    return {k: v for k, v in fs[job].items() if "cpu" in k}
+
+
+def conclude(results: dict) -> None:
+    results["ratios"] = ratios(results)
+    results["targets"] = {k: f"{op} {round(t, 2)}" for k, (op, t) in TARGETS.items()}
+    results["missed"] = {}
+    for k, v in results["ratios"].items():
+        if missed(k, v):
+            try:
+                why = where_time_went(results, k)
+            except (KeyError, StopIteration) as e:  # a run that stopped early
+                why = {"unknown": f"no figures for it ({e})"}
+            results["missed"][k] = {"ratio": v, "target": results["targets"][k], "where_time_went": why}
+    if results.get("rerun", {}).get("commands_executed"):
+        results["missed"]["no-op up: node commands executed"] = {
+            "value": results["rerun"]["commands_executed"], "target": "0",
+            "where_time_went": {"commands": results["rerun"]["commands_that_ran"]}}
+
+
 def tables(results: dict) -> str:
-    b = results["build"]
-    cpu, boot = b["host_cpu_busy"], b["member_boot_seconds"]
-    lines = [
-        "Build (graph runner; one run each; host CPU busy share; median member boot to SSH)",
-        f"  parallel, 3 members   {b['parallel_3']:>7.1f} s   cpu {cpu['parallel_3']:.2f}   boot {boot['parallel_3']} s",
-        f"  serial,   3 members   {b['serial_3']:>7.1f} s   cpu {cpu['serial_3']:.2f}   boot {boot['serial_3']} s"
-        f"   parallel/serial {b['parallel_over_serial']}",
-        f"  parallel, 5 members   {b['parallel_5']:>7.1f} s   cpu {cpu['parallel_5']:.2f}   boot {boot['parallel_5']} s"
-        f"   5/3 members {b['five_over_three']}",
-        f"  destroy,  3 members   {b['destroy_3']:>7.1f} s   cpu {cpu['destroy_3']:.2f}",
-        "Re-run (every node command again)",
-        f"  {results['rerun']['seconds']} s for {results['rerun']['commands']} commands; changed something: "
-        f"{len(results['rerun']['commands_that_changed_something'])}",
-        f"File system (median, min-max over {results['repeat']} runs; MiB/s or ops/s)",
-    ]
-    for name, row in results["filesystem"].items():
-        figures = "  ".join(
-            f"{k} {v['median']} ({v['min']}-{v['max']})" for k, v in row.items() if isinstance(v, dict)
-        )
-        lines.append(f"  {name:<28} {figures}  ratio {row['ratio']}")
+    lines = []
+    b = results.get("build", {})
+    if b:
+        lines.append("Build (real engine; one run each; wall s, host CPU busy share, median guest boot to SSH)")
+        for key, label in (("parallel_3", "pulumi up, 3 members"), ("serial_3", "serial baseline, 3"),
+                           ("parallel_5", "pulumi up, 5 members"), ("destroy_3", "pulumi destroy, 3")):
+            if key in b:
+                r = b[key]
+                boot = f"   boot {r['guest_boot_median']} s" if r.get("guest_boot_median") is not None else ""
+                path = f"   critical path {r['critical_path_seconds']} s" if "critical_path_seconds" in r else ""
+                lines.append(f"  {label:<24} {r['wall_seconds']:>7.1f} s   cpu {r['host_cpu_busy']:.2f}{boot}{path}")
+    if "rerun" in results:
+        r = results["rerun"]
+        lines.append(f"Re-run (median of {r['up_seconds']['n']})")
+        lines.append(f"  no-op pulumi up {r['up_seconds']['median']} s, pulumi preview {r['preview_seconds']['median']} s, "
+                     f"ratio {r['ratio']}; node commands executed: {r['commands_executed']} (must be 0)")
+    fs = results.get("filesystem", {})
+    if fs:
+        lines.append(f"File system (median, min-max over {results.get('repeat')} runs)")
+        for name, row in fs.items():
+            if name == "raw_device":
+                continue
+            figures = "  ".join(f"{k} {v['median']} ({v['min']}-{v['max']})" for k, v in row.items()
+                                if isinstance(v, dict) and "cpu" not in k and (k.endswith(row.get("ratio_of", "")) or name == "lock round trip"))
+            tail = f"  ratio {row['ratio']}" if "ratio" in row else ""
+            lines.append(f"  {name:<22} {figures}{tail}")
+    if results.get("ratios"):
+        lines.append("Ratios against the bench's targets")
+        for k, v in results["ratios"].items():
+            lines.append(f"  {k:<28} {v:>6}   target {results['targets'][k]}{'   MISSED' if k in results['missed'] else ''}")
     return "\n".join(lines)
 
 
 def save(path: Path | None, results: dict) -> None:
     if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def start_from_nothing(stack, topo: Topology) -> None:
+    if any(r["type"] != "pulumi:pulumi:Stack" for r in stack.export_stack().deployment.get("resources") or []):
+        # An earlier bench run that did not finish: its state says what to remove.
+        destroy(stack, "destroy-earlier-run")
+    if found := leftovers(topo):
+        sys.exit(f"the bench stack's names are in use on this machine (not in its state): {found}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each re-run and file system figure")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    subprocess.run([str(ROOT / "tools" / "local-secrets.sh"), str(ROOT / ".state/secrets/local-dev")], check=True)
+    if os.geteuid() != 0:
+        sys.exit("the cluster benchmarks need root (libvirt qemu:///system, iptables)")
+    subprocess.run([str(ROOT / "tools" / "local-secrets.sh"), str(KEYS)], check=True)
     subprocess.run([str(ROOT / "image" / "build.sh")], check=True)
-    if graph_runner.State(STACK).resources:
-        sys.exit("the local stack is up (graph runner state): destroy it first")
-    results: dict = {"runner": "tools/graph_runner.py (not pulumi up)", "repeat": args.repeat}
+    three, five = bench_config(3), bench_config(5)
+    topo3, topo5 = topology(three), topology(five)
+    cpu = host_cpu()
+    time.sleep(5)
+    results: dict = {
+        "engine": "pulumi " + sh("pulumi", "version").stdout.strip() + " (Automation API)",
+        "git": git_state(), "stack": STACK, "repeat": args.repeat, "host_cpus": os.cpu_count(),
+        "host_cpu_busy_before": busy_since(cpu), "build": {},
+    }
     with tempfile.TemporaryDirectory(prefix="gfs2-bench-") as tmp:
-        folder = Path(tmp)
-        three, five = bench_stack_file(folder, 3), bench_stack_file(folder, 5)
-        t = folder / "t.json"
-        runs = {"parallel_3": runner("up", three, 8, t)}
-        results["build"] = {"parallel_3": runs["parallel_3"]["wall_seconds"],
-                            "host_cpu_busy": {"parallel_3": runs["parallel_3"]["host_cpu_busy"]}}
-        graph = graph_runner.capture(STACK, three)
-        config = yaml.safe_load(three.read_text())["config"]
-        found = guests(graph, ROOT / config["gfs2-cluster:ssh"]["privateKeyFile"])
-        members = [found[n] for n in sorted(found) if n.startswith("m")]
-        vg = config["gfs2-cluster:storage"]["volumeGroups"][0]
-        mount = vg["logicalVolumes"][0]["filesystem"]["mountPoint"]
-        results["filesystem"] = filesystem(members, mount, f"/dev/{vg['name']}/{RAW_LV}", args.repeat)
-        save(args.json, results)  # a later phase that fails keeps what was measured
-        started = time.monotonic()
-        rerun = runner("rerun", three, 8, t)
-        changed = [n for n, out in rerun["outputs"].items() if "result: unchanged" not in out]
-        results["rerun"] = {"seconds": round(time.monotonic() - started, 1), "commands": len(rerun["outputs"]),
-                            "commands_that_changed_something": changed}
-        save(args.json, results)
-        runs["destroy_3"] = runner("destroy", three, 8, t)
-        runs["serial_3"] = runner("up", three, 1, t)
-        runner("destroy", three, 8, t)
-        runs["parallel_5"] = runner("up", five, 8, t)
-        runner("destroy", five, 8, t)
-        build = {name: run["wall_seconds"] for name, run in runs.items()}
-        build["host_cpu_busy"] = {name: run["host_cpu_busy"] for name, run in runs.items()}
-        build["member_boot_seconds"] = {name: member_boot_seconds(run) for name, run in runs.items() if name != "destroy_3"}
-        build["parallel_over_serial"] = round(build["parallel_3"] / build["serial_3"], 2)
-        build["five_over_three"] = round(build["parallel_5"] / build["parallel_3"], 2)
-        results["build"] = build
+        project = Project(Path(tmp), STATE)
+        stack = project.stack(STACK, three)
+        start_from_nothing(stack, topo3)
+        serial = None
+        try:
+            up3 = engine_run(stack, "up", LOGS, "up-3")
+            nodes = graph(stack.export_stack().deployment)
+            results["build"]["parallel_3"] = build_record(up3, nodes, topo3)
+            save(args.json, results)  # a later phase that fails keeps what was measured
+            results["rerun"] = rerun(stack, args.repeat)
+            save(args.json, results)
+            key = Path(three["ssh"]["privateKeyFile"])
+            members = [Guest(m.name, str(m.address), key) for m in topo3.members]
+            vg = three["storage"]["volumeGroups"][0]
+            mount = vg["logicalVolumes"][0]["filesystem"]["mountPoint"]
+            results["filesystem"] = filesystem(members, mount, vg["name"], args.repeat)
+            save(args.json, results)
+            results["build"]["destroy_3"] = destroy(stack, "destroy-3").record()
+            if found := leftovers(topo3):
+                raise RuntimeError(f"pulumi destroy left {found}")
+            serial = SerialBuild(stack, project, nodes, topo3, Path(tmp) / "keys")
+            with phase("serial baseline, 3 members"):
+                results["build"]["serial_3"] = serial.run()
+            save(args.json, results)
+            serial.teardown()
+            serial = None
+            if found := leftovers(topo3):
+                raise RuntimeError(f"the serial baseline's teardown left {found}")
+            stack = project.stack(STACK, five)
+            up5 = engine_run(stack, "up", LOGS, "up-5")
+            results["build"]["parallel_5"] = build_record(up5, graph(stack.export_stack().deployment), topo5)
+            destroy(stack, "destroy-5")
+            if found := leftovers(topo5):
+                raise RuntimeError(f"pulumi destroy left {found}")
+        finally:
+            try:
+                if serial is not None:
+                    serial.teardown()
+                elif any(r["type"] != "pulumi:pulumi:Stack" for r in stack.export_stack().deployment.get("resources") or []):
+                    destroy(stack, "destroy-after-failure")
+            finally:
+                conclude(results)
+                save(args.json, results)
     print(tables(results))
-    save(args.json, results)
 
 
 if __name__ == "__main__":

@@ -1,124 +1,170 @@
-"""Program scale: how long the program takes to evaluate N tenants of 8 members under
-Pulumi mocks, per registered resource (does it stay linear?). Each evaluation runs twice:
-as Python runs it, and with the cyclic garbage collector paused, which shows how much of
-any growth per resource is the collector walking the ever larger set of live resources.
+"""Program scale through the real engine (issue 13, item 4): `pulumi preview` of one
+stack, the local stack's shape with 3, 8, 16 and 32 members, in a throw-away copy of the
+project with its own file backend and key files; nothing is created. Each count is
+previewed --repeat times after one warm-up preview: wall seconds of `pulumi preview`
+(median, min-max), resources planned (steps, the stack and components included),
+milliseconds per resource, and the time from the first step to the last (the program
+registering resources and the engine planning them; before it, a fixed start of CLI,
+plugins and language host). A least-squares line through the medians of each (seconds =
+fixed + per resource x resources) says whether the time is linear in resources.
 
-    python bench/program_scale.py [--tenants 1,10,50] [--repeat 3]
+A count the spec refuses (GFS2 has at most 16 members, spec/rules.py) is previewed once
+anyway and recorded with the engine's error, not timed.
+
+    python bench/program_scale.py [--members 3,8,16,32] [--repeat 3] [--json FILE] [--ref REF]
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import gc
 import json
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-import pulumi
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
 
-from components.stack_input import Secrets  # noqa: E402
-from components.tenant_cluster import ImageFiles, TenantCluster, TenantClusterArgs  # noqa: E402
-from spec import build, load_spec  # noqa: E402
-from spec.stack_file import read_stack_file  # noqa: E402
-from spec.vocabulary import SECRET_KEY_NAMES  # noqa: E402
-from program_graph import record  # noqa: E402
+from engine import EngineFailed, Project, engine_run, git_state, host_cpu, busy_since, phase, stack_file_config  # noqa: E402
+from spec import SpecError, load_spec  # noqa: E402
 
-MEMBERS = 8
-SECRETS = SECRET_KEY_NAMES
+LOCAL = ROOT / "stacks" / "Pulumi.local.yaml"
 
 
-def tenant_config(i: int) -> dict:
-    """globex-prod's shape, as tenant number i with 8 members on its own VLAN."""
-    config = copy.deepcopy(read_stack_file(ROOT / "stacks" / "Pulumi.globex-prod.yaml"))
-    config["tenant"] = f"t{i}"
-    config["network"].update(vlanId=100 + i, cidr=f"10.{i // 250}.{i % 250}.0/24")
-    config["members"]["count"] = MEMBERS
-    for vg in config["storage"]["volumeGroups"]:
-        for lv in vg["logicalVolumes"]:
-            lv["filesystem"].pop("journals", None)
-    config.pop("platform")
+def config_with(members: int) -> dict:
+    config = copy.deepcopy(stack_file_config(LOCAL))
+    config["members"]["count"] = members
     return config
 
 
-def evaluate(tenants: int) -> tuple[float, int]:
-    """Seconds to evaluate the program for that many tenants, and resources registered."""
-    registered = record("bench")
-    secret = pulumi.Output.secret("x")
-    secrets = Secrets(secret, secret, secret, "ssh-ed25519 AAAA bench")
-    image = ImageFiles("/images/base.qcow2", "/images/vmlinux", "/images/initrd")
-    topos = [build(load_spec(tenant_config(i), SECRETS)) for i in range(tenants)]
-
-    @pulumi.runtime.test
-    def program():
-        for topo in topos:
-            TenantCluster(topo.names.stack_id, TenantClusterArgs(topo, secrets, image))
-
-    started = time.perf_counter()
-    program()
-    return time.perf_counter() - started, len(registered)
-
-
-def evaluate_without_gc(tenants: int) -> float:
-    gc.collect()
-    gc.disable()
+def refusal(config: dict) -> list[str]:
+    """The spec's own objections to CONFIG (empty: the program will run)."""
     try:
-        return evaluate(tenants)[0]
-    finally:
-        gc.enable()
+        load_spec(config)
+    except SpecError as e:
+        return [str(i) for i in e.issues]
+    return []
 
 
-def run(counts: list[int], repeat: int) -> list[dict]:
-    rows = []
-    for n in counts:
-        times, without_gc, resources = [], [], 0
-        for _ in range(repeat):
-            seconds, resources = evaluate(n)
-            times.append(seconds)
-            without_gc.append(evaluate_without_gc(n))
-        median = statistics.median(times)
-        rows.append({
-            "tenants": n,
-            "members": n * MEMBERS,
-            "resources": resources,
-            "seconds_median": round(median, 3),
-            "seconds_min": round(min(times), 3),
-            "seconds_max": round(max(times), 3),
-            "ms_per_resource": round(1000 * median / resources, 3),
-            "ms_per_resource_without_gc": round(1000 * statistics.median(without_gc) / resources, 3),
-            "repeat": repeat,
-        })
-    return rows
+def fit(rows: list[dict], key: str = "seconds") -> dict:
+    """Least squares through (resources, median of KEY): fixed seconds, ms per added
+    resource, and R^2 (1.0: a straight line)."""
+    pts = [(r["resources"], r[key]["median"]) for r in rows if key in r]
+    if len(pts) < 2:
+        return {}
+    n = len(pts)
+    mx, my = sum(x for x, _ in pts) / n, sum(y for _, y in pts) / n
+    sxx = sum((x - mx) ** 2 for x, _ in pts)
+    slope = sum((x - mx) * (y - my) for x, y in pts) / sxx
+    intercept = my - slope * mx
+    ss_tot = sum((y - my) ** 2 for _, y in pts)
+    ss_res = sum((y - intercept - slope * x) ** 2 for x, y in pts)
+    return {"fixed_seconds": round(intercept, 2), "ms_per_added_resource": round(1000 * slope, 2),
+            "r2": round(1 - ss_res / ss_tot, 4) if ss_tot else 1.0, "points": n}
 
 
-def table(rows: list[dict]) -> str:
-    lines = ["tenants  members  resources  seconds (median, min-max)  ms/resource  ms/resource, GC paused"]
-    for r in rows:
-        lines.append(
-            f"{r['tenants']:>7}  {r['members']:>7}  {r['resources']:>9}  "
-            f"{r['seconds_median']:>7.2f} ({r['seconds_min']:.2f}-{r['seconds_max']:.2f})      {r['ms_per_resource']:>8.2f}"
-            f"  {r['ms_per_resource_without_gc']:>20.2f}"
-        )
+def first(run) -> float:
+    return min(s.start for s in run.steps.values()) - run.started
+
+
+def last(run) -> float:
+    return max(s.start for s in run.steps.values()) - run.started
+
+
+def spread(values: list[float]) -> dict:
+    return {"median": round(statistics.median(values), 2), "min": round(min(values), 2),
+            "max": round(max(values), 2), "n": len(values)}
+
+
+def measure(project: Project, members: int, repeat: int, logs: Path) -> dict:
+    config = config_with(members)
+    stack = project.stack(f"scale-{members}", config)
+    row: dict = {"members": members}
+    if (issues := refusal(config)):
+        try:
+            engine_run(stack, "preview", logs, f"scale-{members}-refused")
+            row["refused"] = {"spec": issues, "engine": "the engine ran the preview anyway"}
+        except EngineFailed as e:
+            row["refused"] = {"spec": issues, "engine": e.run.errors or [str(e)], "seconds": round(e.run.seconds, 2)}
+        return row
+    runs = [engine_run(stack, "preview", logs, f"scale-{members}-{i}") for i in range(repeat)]
+    seconds = [r.seconds for r in runs]
+    resources = runs[0].planned()
+    median = statistics.median(seconds)
+    row.update({
+        "resources": resources,
+        "summary": runs[0].summary,
+        "seconds": spread(seconds),
+        "engine_seconds": [r.engine_seconds for r in runs],
+        "ms_per_resource": round(1000 * median / resources, 1),
+        # Start of the preview -> first step (CLI, plugins, language host, imports) and
+        # -> last step (the program registering resources and the engine planning them).
+        "first_step_seconds": round(statistics.median(first(r) for r in runs), 2),
+        "last_step_seconds": round(statistics.median(last(r) for r in runs), 2),
+        # First to last step: the part that grows with the program.
+        "program_seconds": spread([last(r) - first(r) for r in runs]),
+        "host_cpu_busy": round(statistics.median(r.host_cpu_busy for r in runs), 2),
+    })
+    return row
+
+
+def run(counts: list[int], repeat: int, ref: str | None) -> dict:
+    with tempfile.TemporaryDirectory(prefix="gfs2-scale-") as tmp:
+        base = Path(tmp)
+        project = Project(base, base / "state", ref=ref)
+        # The local stack's key files, throw-away ones in the copy.
+        subprocess.run([str(ROOT / "tools" / "local-secrets.sh"), str(project.dir / ".state/secrets/local-dev")],
+                       check=True, capture_output=True)
+        logs = ROOT / ".state" / "bench" / "logs"
+        cpu = host_cpu()
+        time.sleep(3)
+        idle = busy_since(cpu)
+        with phase("warm-up preview (not counted)"):
+            engine_run(project.stack("scale-warmup", config_with(counts[0])), "preview", logs, "scale-warmup")
+        rows = []
+        for n in counts:
+            with phase(f"pulumi preview, {n} members, {repeat} times"):
+                rows.append(measure(project, n, repeat, logs))
+    return {"engine": "pulumi preview (Automation API), nothing created", "git": git_state(), "ref": ref or "working tree",
+            "repeat": repeat, "host_cpu_busy_before": idle, "rows": rows, "fit": fit(rows),
+            "fit_program": fit(rows, "program_seconds")}
+
+
+def table(result: dict) -> str:
+    lines = [f"Program scale: pulumi preview of one stack (real engine, nothing created; median of {result['repeat']})",
+             "members  resources  seconds (min-max)       ms/resource  to 1st step  1st to last step  host cpu"]
+    for r in result["rows"]:
+        if "refused" in r:
+            lines.append(f"{r['members']:>7}  refused: {'; '.join(r['refused']['spec'])}")
+            continue
+        s = r["seconds"]
+        lines.append(f"{r['members']:>7}  {r['resources']:>9}  {s['median']:>6.2f} ({s['min']:.2f}-{s['max']:.2f})"
+                     f"       {r['ms_per_resource']:>8.1f}  {r['first_step_seconds']:>9.2f} s  {r['program_seconds']['median']:>14.2f} s"
+                     f"  {r['host_cpu_busy']:>6.2f}")
+    for key, what in (("fit", "wall"), ("fit_program", "1st to last step")):
+        if f := result.get(key):
+            lines.append(f"linear fit, {what}: {f['fixed_seconds']} s fixed + {f['ms_per_added_resource']} ms per "
+                         f"resource, R^2 {f['r2']} over {f['points']} counts")
     return "\n".join(lines)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--tenants", default="1,10,50")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--members", default="3,8,16,32")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--ref", help="preview this git commit instead of the working tree")
     args = parser.parse_args()
-    rows = run([int(n) for n in args.tenants.split(",")], args.repeat)
-    print("Program scale (Pulumi mocks, tenants of 8 members)")
-    print(table(rows))
+    result = run([int(n) for n in args.members.split(",")], args.repeat, args.ref)
+    print(table(result))
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 # make up|preview|destroy STACK=name: the real engine on one stack of stacks/.
 #   tools/stack.sh VERB STACK [pulumi flags...]
 #   tools/stack.sh prepare STACK   (everything before the engine; prints the config file)
+#   GFS2_STACK_FILE=PATH tools/stack.sh VERB STACK   (a stack file outside stacks/, such as
+#   a test's own tenant; it is always run from a copy in .state/ and holds no salt)
 set -euo pipefail
 
 # shellcheck source=tools/env.sh
@@ -10,12 +12,25 @@ set -euo pipefail
 verb=$1
 stack=$2
 shift 2
-stack_file=$GFS2_ROOT/stacks/Pulumi.$stack.yaml
+# Where `pulumi stack init` writes the stack's config (the project's stackConfigDir).
+init_file=$GFS2_ROOT/stacks/Pulumi.$stack.yaml
+stack_file=$init_file
+[[ -z ${GFS2_STACK_FILE:-} ]] || stack_file=$(realpath -- "$GFS2_STACK_FILE")
 if [[ ! -f $stack_file ]]; then
   known=("$GFS2_ROOT"/stacks/Pulumi.*.yaml)
   known=("${known[@]##*/Pulumi.}")
   echo "no stack $stack; stacks: ${known[*]%.yaml}" >&2
   exit 2
+fi
+if [[ $stack_file != "$init_file" ]]; then
+  if [[ -e $init_file ]]; then
+    echo "stack $stack: $stack_file would share its name with $init_file; give it another name" >&2
+    exit 2
+  fi
+  if grep -q '^encryptionsalt:' "$stack_file"; then
+    echo "stack $stack: $stack_file holds an encryptionsalt; the engine keeps it in the copy in .state/" >&2
+    exit 2
+  fi
 fi
 cd "$GFS2_ROOT"
 runs=$GFS2_STATE_DIR/runs
@@ -38,7 +53,7 @@ python3 tools/stale_run.py "$runs/$stack.run" "$stack"
 # whose tracked file has none (it keeps no secrets there, like `local`) is run from a copy
 # in .state/ that keeps the salt, so the tracked file stays as the repository has it.
 config_args=()
-if ! grep -q '^encryptionsalt:' "$stack_file"; then
+if [[ $stack_file != "$init_file" ]] || ! grep -q '^encryptionsalt:' "$stack_file"; then
   work_file=$GFS2_STATE_DIR/stacks/Pulumi.$stack.yaml
   mkdir -p "$(dirname "$work_file")"
   salt=$(grep '^encryptionsalt:' "$work_file" 2>/dev/null || true)
@@ -50,11 +65,15 @@ fi
 if ! pulumi stack select "$stack" --non-interactive >/dev/null 2>&1; then
   # stack init (which takes no --config-file) writes the salt into the tracked file:
   # the salt moves to the copy and the tracked file gets back its own bytes.
-  cp "$stack_file" "$runs/$stack.yaml.orig"
+  # A stack file outside stacks/ has none there: init creates one, removed again here.
+  rm -f "$runs/$stack.yaml.orig"
+  [[ ! -f $init_file ]] || cp "$init_file" "$runs/$stack.yaml.orig"
   pulumi stack init "$stack" --non-interactive >/dev/null
   if ((${#config_args[@]})); then
-    grep '^encryptionsalt:' "$stack_file" >>"${config_args[1]}" || true
-    cp "$runs/$stack.yaml.orig" "$stack_file"
+    # A new stack has a new salt: it replaces whatever an earlier stack of this name left.
+    sed -i '/^encryptionsalt:/d' "${config_args[1]}"
+    grep '^encryptionsalt:' "$init_file" >>"${config_args[1]}" || true
+    if [[ -f $runs/$stack.yaml.orig ]]; then cp "$runs/$stack.yaml.orig" "$init_file"; else rm -f "$init_file"; fi
   fi
   rm -f "$runs/$stack.yaml.orig"
 fi

@@ -44,18 +44,21 @@ upstream_has() {
   fi
 }
 
-# Unpacks a checked ARCHIVE of GFS2_UPSTREAM_DIR into a fresh folder; prints the folder.
+# Unpacks a checked ARCHIVE of GFS2_UPSTREAM_DIR into a fresh folder; prints the one
+# top-level folder the archive holds (git archive --prefix).
 unpack_upstream() {
   local archive=$1 into=$work/src/${1%.tar.gz}
   rm -rf "$into" && mkdir -p "$into"
   tar -xzf "$GFS2_UPSTREAM_DIR/$archive" -C "$into"
-  echo "$into"
+  find "$into" -mindepth 1 -maxdepth 1 -type d
 }
 
 # go build in DIR with the module logs kept quiet unless something fails.
 quiet_go() {
-  local dir=$1; shift
-  (cd "$dir" && "$@" >"$work/go.log" 2>&1) || { cat "$work/go.log" >&2; return 1; }
+  local dir=$1 log_file; shift
+  log_file=$(mktemp "$work/go.XXXXXX.log")
+  (cd "$dir" && "$@" >"$log_file" 2>&1) || { cat "$log_file" >&2; rm -f "$log_file"; return 1; }
+  rm -f "$log_file"
 }
 
 build_cli() {
@@ -84,25 +87,21 @@ build_language_host() {
   upstream_has "$archive" || cannot_provide "pulumi-language-python v$PULUMI_VERSION" "$archive"
   src=$(unpack_upstream "$archive")
   log "building pulumi-language-python v$PULUMI_VERSION from $archive"
-  local host=$src/pulumi-$PULUMI_VERSION/sdk/python/cmd/pulumi-language-python
+  local host=$src/sdk/python/cmd/pulumi-language-python
   # The archive points pkg/v3 and sdk/v3 at its own tree; take both from the proxy instead.
   quiet_go "$host" go mod edit -dropreplace=github.com/pulumi/pulumi/pkg/v3 -dropreplace=github.com/pulumi/pulumi/sdk/v3 \
     -require="github.com/pulumi/pulumi/pkg/v3@v$PULUMI_VERSION" -require="github.com/pulumi/pulumi/sdk/v3@v$PULUMI_VERSION"
   quiet_go "$host" go mod tidy
   quiet_go "$host" go build -trimpath -ldflags "-s -w -X $version_pkg=v$PULUMI_VERSION" -o "$bin/pulumi-language-python.tmp" .
-  install -m 0755 "$src/pulumi-$PULUMI_VERSION/sdk/python/cmd/pulumi-language-python-exec" "$bin/"
-  install -m 0755 "$src/pulumi-$PULUMI_VERSION/sdk/python/dist/pulumi-resource-pulumi-python" "$bin/"
+  install -m 0755 "$src/sdk/python/cmd/pulumi-language-python-exec" "$bin/"
+  install -m 0755 "$src/sdk/python/dist/pulumi-resource-pulumi-python" "$bin/"
   mv "$bin/pulumi-language-python.tmp" "$bin/pulumi-language-python"
-  rm -rf "$src"
+  rm -rf "$(dirname "$src")"
   log "built pulumi-language-python v$PULUMI_VERSION in $((SECONDS - started)) s ($(du -h "$bin/pulumi-language-python" | cut -f1))"
 }
 
 plugin_installed() {
-  pulumi plugin ls --json 2>/dev/null | python3 -c '
-import json, sys
-name, version = sys.argv[1:]
-sys.exit(0 if any(p.get("name") == name and p.get("kind") == "resource" and p.get("version") == version
-                  for p in json.load(sys.stdin) or []) else 1)' "$1" "$2"
+  [[ -x $PULUMI_HOME/plugins/resource-$1-v$2/pulumi-resource-$1 ]]
 }
 
 build_command_plugin() {
@@ -113,7 +112,7 @@ build_command_plugin() {
   quiet_go "$src/provider" go build -trimpath \
     -ldflags "-s -w -X github.com/pulumi/pulumi-command/provider/pkg/version.Version=$COMMAND_VERSION" \
     -o "$out" ./cmd/pulumi-resource-command || return 1
-  rm -rf "$src"
+  rm -rf "$(dirname "$src")"
 }
 
 build_libvirt_plugin() {
@@ -131,42 +130,60 @@ build_libvirt_plugin() {
   quiet_go "$provider" go build -trimpath \
     -ldflags "-s -w -X github.com/pulumi/pulumi-libvirt/provider/pkg/version.Version=$LIBVIRT_VERSION" \
     -o "$out" ./cmd/pulumi-resource-libvirt || return 1
-  rm -rf "$src" "$tf"
+  rm -rf "$(dirname "$src")" "$(dirname "$tf")"
 }
 
-# A provider plugin, from the first of: already installed; a release archive in
-# GFS2_PLUGIN_DIR; the source archive in GFS2_UPSTREAM_DIR (built into the cache, keyed
-# by version); the official release through `pulumi plugin install` (internet).
+# Where a plugin comes from, in this order: already installed; a release archive in
+# GFS2_PLUGIN_DIR; the source archive in GFS2_UPSTREAM_DIR, built into the cache keyed by
+# version; the official release through `pulumi plugin install` (a machine with internet).
+release_archive() { echo "${GFS2_PLUGIN_DIR:-/nonexistent}/pulumi-resource-$1-v$2-linux-amd64.tar.gz"; }
+built_plugin() { echo "$plugins/$1-v$2/pulumi-resource-$1"; }
+
+# Builds the plugin from source when nothing earlier in the order provides it; returns 1
+# when its source archive is not there either (provide_plugin then tries the internet).
+build_plugin_if_needed() {
+  local name=$1 version=$2 built started=$SECONDS
+  built=$(built_plugin "$name" "$version")
+  if plugin_installed "$name" "$version" || [[ -f $(release_archive "$name" "$version") || -x $built ]]; then
+    return 0
+  fi
+  mkdir -p "$(dirname "$built")"
+  "build_${name}_plugin" "$built.tmp" || return 1
+  mv "$built.tmp" "$built"
+  log "built $name v$version in $((SECONDS - started)) s ($(du -h "$built" | cut -f1))"
+}
+
 provide_plugin() {
-  local name=$1 version=$2
-  if plugin_installed "$name" "$version"; then return; fi
-  local release=${GFS2_PLUGIN_DIR:-/nonexistent}/pulumi-resource-$name-v$version-linux-amd64.tar.gz
-  local built=$plugins/$name-v$version/pulumi-resource-$name started=$SECONDS
+  local name=$1 version=$2 release built
+  plugin_installed "$name" "$version" && return
+  release=$(release_archive "$name" "$version")
+  built=$(built_plugin "$name" "$version")
   if [[ -f $release ]]; then
     pulumi plugin install resource "$name" "$version" --file "$release" >/dev/null
     log "installed $name v$version from $release"
-    return
+  elif [[ -x $built ]]; then
+    pulumi plugin install resource "$name" "$version" --file "$built" >/dev/null
+    log "installed $name v$version from $built"
+  elif pulumi plugin install resource "$name" "$version" >/dev/null 2>&1; then
+    log "installed $name v$version from its official release"
+  else
+    cannot_provide "the $name provider plugin v$version" "pulumi-$name-$version.tar.gz"
   fi
-  if [[ ! -x $built ]]; then
-    mkdir -p "$(dirname "$built")"
-    if "build_${name}_plugin" "$built.tmp"; then
-      mv "$built.tmp" "$built"
-      log "built $name v$version in $((SECONDS - started)) s ($(du -h "$built" | cut -f1))"
-    elif pulumi plugin install resource "$name" "$version" >/dev/null 2>&1; then
-      log "installed $name v$version from its official release"
-      return
-    else
-      cannot_provide "the $name provider plugin v$version" "pulumi-$name-$version.tar.gz"
-    fi
-  fi
-  pulumi plugin install resource "$name" "$version" --file "$built" >/dev/null
-  log "installed $name v$version from $built"
 }
 
 main() {
   mkdir -p "$bin" "$work" "$plugins"
-  build_cli
+  # The three Go builds are independent: side by side they share the module downloads'
+  # waiting time (about 5 minutes cold instead of about 9 one after the other).
+  local pids=() failed=0
+  build_cli & pids+=($!)
+  build_plugin_if_needed command "$COMMAND_VERSION" & pids+=($!)
+  build_plugin_if_needed libvirt "$LIBVIRT_VERSION" & pids+=($!)
+  for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+  [[ -x $bin/pulumi ]] || exit 1
   build_language_host
+  # A failed source build is reported above; the internet is the last way left.
+  ((failed == 0)) || log "a plugin build failed; trying the official releases"
   provide_plugin command "$COMMAND_VERSION"
   provide_plugin libvirt "$LIBVIRT_VERSION"
   log "pulumi $(pulumi version); plugins: $(pulumi plugin ls --json | python3 -c '

@@ -14,9 +14,8 @@ import threading
 import time
 
 import pytest
-from render.scripts.cib import started_nodes
 from e2e_cluster import (  # noqa: F401 - cluster is the session fixture
-    RESULTS, ROOT, STACK, Cluster, cluster, cluster_of, leftovers, record, topology, virsh,
+    RESULTS, ROOT, STACK, Cluster, cluster, cluster_of, crm_started_on, leftovers, record, sha256_on, topology, virsh,
 )
 
 pytestmark = pytest.mark.e2e
@@ -294,4 +293,8 @@ def test_destroy_leaves_nothing(cluster: Cluster):
     assert cluster.engine.resources() == [] or all(
         r["type"] == "pulumi:pulumi:Stack" for r in cluster.engine.resources())
     assert leftovers(topology()) == []
+    # Up, preview, kill and destroy left the tracked stack file as the repository has it.
+    tracked = subprocess.run(["git", "status", "--porcelain", "--", "stacks/"], cwd=ROOT, capture_output=True,
+                             text=True, check=True).stdout
+    assert tracked == "", f"a run changed tracked stack files:\n{tracked}"
     record("destroy", {"wall_seconds": round(run.seconds, 1)})

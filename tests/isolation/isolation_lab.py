@@ -67,6 +67,9 @@ CIDR_POOL = ipaddress.IPv4Network("198.18.0.0/15")
 VLAN_POOL = range(3000, 4000)
 EXPORT_BYTES = 64 * 2**20
 TOOLS = ("ip", "iptables", "ss", "unshare", "bash", "base64", "fence_virtd", "fence_xvm", "nbd-server", "nbdinfo", "nbdcopy", "tcpdump")
+# What fence_xvm says when no listener answers, and when one refuses the domain.
+TIMED_OUT = "Timed out waiting for response"
+DENIED = "Permission denied"
 
 
 class Answer(NamedTuple):
@@ -112,6 +115,17 @@ def link_info(name: str, ns: Optional[str] = None) -> dict:
 
 def iptables_rules() -> list[str]:
     return sh("iptables", "-w", "-S").stdout.splitlines()
+
+
+def input_drops(port: int) -> int:
+    """Packets dropped by INPUT rules for UDP to this port."""
+    table = sh("iptables", "-w", "-L", "INPUT", "-v", "-n", "-x").stdout
+    return sum(int(line.split()[0]) for line in table.splitlines() if " DROP " in f" {line} " and f"dpt:{port}" in line)
+
+
+def names_tenant(line: str, t: "TenantNames") -> bool:
+    """Whether an iptables -S line is about tenant t (its chains, bridge or fence port)."""
+    return bool(re.search(rf"(^|\s){re.escape(t.chain)}(-\S+)?(\s|$)|(^|\s){re.escape(t.bridge)}(\s|$)|dpt:{t.port}\b|--dport {t.port}\b", line))
 
 
 def pid_alive(pid: int) -> bool:
@@ -260,22 +274,11 @@ def listener_script(topo: Topology, backend_uri: str) -> NodeScript:
     return NodeScript(real.step, real.create.replace(production, swap), real.delete.replace(production, swap))
 
 
-@dataclass
-class Tenant:
-    tag: str  # a or b
+class TenantNames:
+    """What a tenant's topology names on the hypervisor; a mixin for anything holding
+    the tenant's Topology as `topo` (the lab's tenants, the isolation suite's stacks)."""
+
     topo: Topology
-    key_file: Path
-    key_b64: str
-    network: NodeScript
-    listener: NodeScript
-    export: ExportPlan  # the rendered plan with the sparse file as its device
-    export_file: Path
-    namespaces: dict[str, str] = field(default_factory=dict)  # guest -> netns
-    veths: dict[str, str] = field(default_factory=dict)  # guest -> host end
-    nbd_pid: int = 0
-    fence_pid: int = 0
-    export_sha256: str = ""
-    up: bool = False
 
     @property
     def stack_id(self) -> str:
@@ -284,10 +287,6 @@ class Tenant:
     @property
     def bridge(self) -> str:
         return self.topo.bridge
-
-    @property
-    def vlan_if(self) -> str:
-        return self.topo.names.vlan_interface(self.topo.spec.hypervisors[0].trunk)
 
     @property
     def chain(self) -> str:
@@ -325,6 +324,34 @@ class Tenant:
     def member_domains(self) -> set[str]:
         return {m.domain for m in self.topo.members}
 
+
+def fence_argv(op: str, group, port: int, key: str, wait: int, domain: Optional[str] = None) -> list[str]:
+    """fence_xvm OP to the listener on GROUP:PORT, signed with the key file KEY."""
+    args = ["fence_xvm", "-o", op, "-a", str(group), "-p", str(port), "-k", key, "-t", str(wait)]
+    return args + (["-H", domain] if domain else [])
+
+
+@dataclass
+class Tenant(TenantNames):
+    tag: str  # a or b
+    topo: Topology
+    key_file: Path
+    key_b64: str
+    network: NodeScript
+    listener: NodeScript
+    export: ExportPlan  # the rendered plan with the sparse file as its device
+    export_file: Path
+    namespaces: dict[str, str] = field(default_factory=dict)  # guest -> netns
+    veths: dict[str, str] = field(default_factory=dict)  # guest -> host end
+    nbd_pid: int = 0
+    fence_pid: int = 0
+    export_sha256: str = ""
+    up: bool = False
+
+    @property
+    def vlan_if(self) -> str:
+        return self.topo.names.vlan_interface(self.topo.spec.hypervisors[0].trunk)
+
     def ns(self, guest: str) -> str:
         return self.namespaces[guest]
 
@@ -343,10 +370,7 @@ class Tenant:
               key: Optional["Tenant"] = None, group=None, port: Optional[int] = None, wait: int = 6) -> Answer:
         """fence_xvm in namespace ns: by default to this tenant's listener with its key."""
         via = via or self
-        args = ["fence_xvm", "-o", op, "-a", str(group or via.group), "-p", str(port or via.port)]
-        args += ["-k", str((key or self).key_file), "-t", str(wait)]
-        if domain:
-            args += ["-H", domain]
+        args = fence_argv(op, group or via.group, port or via.port, str((key or self).key_file), wait, domain)
         run = in_ns(ns, *args, check=False, timeout=wait * 4 + 30)
         return Answer(run.returncode, (run.stdout + run.stderr).strip())
 
@@ -674,22 +698,31 @@ def nbdinfo_size(ns: str, uri: str, timeout: float = 8) -> Answer:
 
 @dataclass
 class Capture:
-    ns: str
+    ns: str  # the network namespace, or "" for this host's own
     path: Path
     proc: Optional[subprocess.Popen] = None
     text: str = ""
     raw: bytes = b""
+    interface: str = "eth0"
 
 
 @contextmanager
 def captures(lab_: Lab, *namespaces: str) -> Iterator[dict[str, Capture]]:
-    """tcpdump -i eth0 in each namespace (promiscuous, the default) for the block's
-    duration; afterwards each Capture holds the decoded text (-e: with MACs) and bytes."""
-    caps = {ns: Capture(ns, lab_.tmp / f"{ns}.pcap") for ns in namespaces}
+    """tcpdump -i eth0 in each namespace, by namespace (see capturing)."""
+    with capturing({ns: Capture(ns, lab_.tmp / f"{ns}.pcap") for ns in namespaces}) as caps:
+        yield caps
+
+
+@contextmanager
+def capturing(caps: dict[str, Capture]) -> Iterator[dict[str, Capture]]:
+    """tcpdump on each capture's interface (promiscuous, the default), in its namespace
+    or on this host, for the block's duration; afterwards each Capture holds the decoded
+    text (-e: with MACs) and bytes."""
     try:
         for cap in caps.values():
+            where = ["ip", "netns", "exec", cap.ns] if cap.ns else []
             cap.proc = subprocess.Popen(
-                ["ip", "netns", "exec", cap.ns, "tcpdump", "-i", "eth0", "-nn", "-U", "-w", str(cap.path)],
+                [*where, "tcpdump", "-i", cap.interface, "-nn", "-U", "-w", str(cap.path)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
             )
             _wait_listening(cap.proc)
@@ -727,7 +760,7 @@ MAC = re.compile(r"\b[0-9a-f]{2}(?::[0-9a-f]{2}){5}\b")
 IPV4 = re.compile(r"(?<![\d.])(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})(?=[.:,\s)]|$)")
 
 
-def traces_of(cap: Capture, t: Tenant, macs: set[str], markers: list[str]) -> list[str]:
+def traces_of(cap: Capture, t: TenantNames, macs: set[str], markers: list[str]) -> list[str]:
     """Lines of a capture that carry anything of tenant t: one of its MACs, an address
     of its CIDR, its fence group or port; plus any marker found in the raw bytes."""
     hits = []

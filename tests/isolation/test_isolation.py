@@ -14,7 +14,6 @@ Run: source tools/env.sh && python -m pytest -q -m e2e tests/isolation
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import time
 from pathlib import Path
@@ -22,13 +21,11 @@ from pathlib import Path
 import pytest
 
 import isolation_lab as iso
-from isolation_lab import Answer
+from isolation_lab import DENIED, TIMED_OUT, Answer, input_drops
+from isolation_lab import names_tenant as _names
 from render import host
 
 pytestmark = pytest.mark.e2e
-
-TIMED_OUT = "Timed out waiting for response"
-DENIED = "Permission denied"
 
 
 def _preflight() -> None:
@@ -44,12 +41,6 @@ def lab():
     _preflight()
     with iso.lab() as the_lab:
         yield the_lab
-
-
-def input_drops(port: int) -> int:
-    """Packets dropped by INPUT rules for UDP to this port."""
-    table = iso.sh("iptables", "-w", "-L", "INPUT", "-v", "-n", "-x").stdout
-    return sum(int(line.split()[0]) for line in table.splitlines() if " DROP " in f" {line} " and f"dpt:{port}" in line)
 
 
 def chain_drops(chain: str) -> int:
@@ -345,8 +336,3 @@ def test_destroying_one_tenant_leaves_the_other_untouched():
         assert iso.export_sha256(b1, b.export_uri) == b.export_sha256
         # A's former members, now on no bridge, reach nothing of B.
         assert iso.tcp_probe(a.member_ns(0), b.export.server_address, b.export.port) not in ("connected", "refused")
-
-
-def _names(line: str, t) -> bool:
-    """Whether an iptables -S line is about tenant t (its chains, bridge or fence port)."""
-    return bool(re.search(rf"(^|\s){re.escape(t.chain)}(-\S+)?(\s|$)|(^|\s){re.escape(t.bridge)}(\s|$)|dpt:{t.port}\b|--dport {t.port}\b", line))

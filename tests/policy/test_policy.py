@@ -9,7 +9,7 @@ import shlex
 import pytest
 
 from conftest import ROOT, SECRETS, SSH_KEY, example_stacks, platform_outputs, program, stack_config
-from policy.rules import RULES, PackConfig, Resource, Tenant, pack_config
+from policy.rules import RULES, UNKNOWN, PackConfig, Resource, Tenant, pack_config
 from render.script import values_of
 from components.access import as_command
 
@@ -150,6 +150,17 @@ def test_an_unregistered_tenant_is_refused():
     assert found == ["globex-prod is not in the platform's registry of tenants on kvm1.example.net"]
 
 
+def test_a_lab_on_this_machine_needs_no_registry():
+    """The local stack has no platform; CI previews it with an empty registry."""
+    assert violations(resources("local"), PackConfig(()))["tenants-do-not-share-vlans-or-fence-ports"] == []
+
+
+def test_a_lab_on_this_machine_is_still_checked_against_a_registry():
+    registry = PackConfig((Tenant("localhost", "other-dev", 10, 20010),))
+    found = violations(resources("local"), registry)["tenants-do-not-share-vlans-or-fence-ports"]
+    assert "VLAN 10 on localhost also belongs to other-dev" in found
+
+
 def test_pack_config_reads_the_registry():
     raw = {"tenants-do-not-share-vlans-or-fence-ports": {"registry": [
         {"hypervisor": "h", "stackId": "a-b", "vlanId": 5, "fencePort": 20005}
@@ -205,3 +216,104 @@ def test_the_pack_wires_every_rule_as_a_mandatory_stack_policy(monkeypatch):
     broken = replace_value(res, "mkfs-home", "JOURNALS", "1")
     policies["journals-cover-members"].validate(_Args(broken, {}), reported.append)
     assert reported == ["globex-prod:home: 1 journals for 4 members"]
+
+
+# --- a preview: the engine cannot know ids and outputs yet ----------------------------
+
+# What the engine sends a policy pack for a value a preview cannot know (a string).
+UNKNOWN_STRING = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+
+
+def as_in_preview(res, unknown):
+    """The resources as a preview registers them: commands' stdout/stderr, the volume ids
+    of the domains' disks and the network ids are not known yet."""
+    out = []
+    for r in res:
+        props = dict(r.props)
+        if r.type in ("command:remote:Command", "command:local:Command"):
+            props.update(stdout=unknown, stderr=unknown)
+        if r.type == "libvirt:index/domain:Domain":
+            props["disks"] = [{**d, "volumeId": unknown} for d in props.get("disks", [])]
+            props["networkInterfaces"] = [{**n, "networkId": unknown} for n in props.get("networkInterfaces", [])]
+        out.append(Resource(r.type, r.name, props))
+    return out
+
+
+@pytest.mark.parametrize("stack", example_stacks())
+def test_example_stacks_pass_every_rule_in_a_preview(stack):
+    assert violations(as_in_preview(resources(stack), UNKNOWN)) == {name: [] for name in RULES}
+
+
+def test_a_qcow2_shared_disk_is_refused_when_volume_ids_are_unknown():
+    """In a preview the domain's disks name no volume yet: its data volumes are found by
+    the component's resource names."""
+    res = [
+        Resource(r.type, r.name, {**r.props, "format": "qcow2"}) if str(r.props.get("name", "")).endswith(".raw") else r
+        for r in resources("local")
+    ]
+    found = violations(as_in_preview(res, UNKNOWN))["shared-disks-raw-uncached"]
+    assert found == ["g2-local-dev-s1-data.raw: a shared disk must be raw, not qcow2"]
+
+
+def test_the_pack_maps_unknown_values_to_the_rules_sentinel(monkeypatch):
+    import runpy
+
+    import pulumi_policy
+    from pulumi_policy.proxy import unknown_checking_proxy
+    from pulumi_policy.secret import Secret
+
+    monkeypatch.setattr(pulumi_policy, "PolicyPack", lambda **kwargs: None)
+    plain = runpy.run_path(str(ROOT / "policy" / "__main__.py"))["_plain"]
+    props = unknown_checking_proxy(
+        {"create": "echo", "stdout": UNKNOWN_STRING, "disks": [{"volumeId": UNKNOWN_STRING}, {"volumeId": "v"}],
+         "connection": Secret({"host": "m1"}), "vcpu": 2}
+    )
+    assert plain(props) == {
+        "create": "echo",
+        "stdout": UNKNOWN,
+        "disks": [{"volumeId": UNKNOWN}, {"volumeId": "v"}],
+        "connection": {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", "value": {"host": "m1"}},
+        "vcpu": 2,
+    }
+
+
+class _PreviewArgs(_Args):
+    """What the engine gives a stack policy in a preview: props behind the pack's
+    unknown-checking proxy, unknown values as the engine's sentinels."""
+
+    def __init__(self, res, config):
+        from pulumi_policy.proxy import unknown_checking_proxy
+
+        super().__init__(res, config)
+        for r in self.resources:
+            r.props = unknown_checking_proxy(r.props)
+
+
+def test_every_policy_runs_on_a_preview(monkeypatch):
+    """Reading an unknown value through the proxy raises; the engine then skips the policy
+    with "can't run policy ... during preview" and the preview passes. Every policy must
+    run to its end on a preview's resources."""
+    import runpy
+
+    import pulumi_policy
+
+    packs = []
+    monkeypatch.setattr(pulumi_policy, "PolicyPack", lambda **kwargs: packs.append(kwargs))
+    runpy.run_path(str(ROOT / "policy" / "__main__.py"))
+    policies = {p.name: p for p in packs[0]["policies"]}
+    registry = {"registry": [{"hypervisor": "kvm1.example.net", "stackId": "globex-prod", "vlanId": 230, "fencePort": 20230}]}
+    res = as_in_preview(resources("globex-prod"), UNKNOWN_STRING)
+    reported = []
+    for name, p in policies.items():
+        config = registry if name == "tenants-do-not-share-vlans-or-fence-ports" else {}
+        p.validate(_PreviewArgs(res, config), reported.append)
+    assert reported == []
+    broken = [
+        Resource(r.type, r.name, {**r.props, "format": "qcow2"}) if str(r.props.get("name", "")).endswith(".raw") else r
+        for r in res
+    ]
+    policies["shared-disks-raw-uncached"].validate(_PreviewArgs(broken, {}), reported.append)
+    assert sorted(reported) == [
+        "g2-globex-prod-iscsi1-lun1.raw: a shared disk must be raw, not qcow2",
+        "g2-globex-prod-iscsi2-lun2.raw: a shared disk must be raw, not qcow2",
+    ]
