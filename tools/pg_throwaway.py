@@ -207,6 +207,7 @@ def main(argv: list[str]) -> None:
         print(f"# a throw-away PostgreSQL on 127.0.0.1:{server.port} (pid {server.pid}), data in {server.data}")
         print(f"export PULUMI_BACKEND_URL='{server.url()}'")
         print(f"export PGPASSWORD=\"$(cat {server.dir}/{ROLE}.password)\"")
+        print("# and the passphrase the stacks in it share: export PULUMI_CONFIG_PASSPHRASE=...")
     elif verb == "stop":
         print(f"# stopped the PostgreSQL in {server.data}")
 
