@@ -7,7 +7,7 @@ GFS2_UPSTREAM_DIR ?= $(if $(wildcard ../shared/upstream/*.tar.gz),$(abspath ../s
 export GFS2_UPSTREAM_DIR
 ENV := source tools/env.sh &&
 
-.PHONY: setup up preview destroy test unit engine-checks e2e-local e2e bench
+.PHONY: setup up preview destroy test unit engine-checks e2e-local e2e bench team-db team-db-stop
 
 setup:
 	tools/setup.sh
@@ -30,7 +30,7 @@ unit:
 	$(ENV) python -m pytest -q -m "not e2e and not engine" tests
 
 engine-checks:
-	$(ENV) python -m pytest -q -rA -s -m engine tests/engine tests/policy tests/tools
+	$(ENV) python -m pytest -q -rA -s -m engine tests/engine tests/policy tests/tools tests/team
 
 e2e-local:
 	$(ENV) python -m pytest -q -rA -s -m e2e tests/e2e
@@ -41,3 +41,12 @@ e2e: setup
 
 bench: setup
 	$(ENV) python bench/run.py
+
+# A throw-away PostgreSQL on loopback to try the team backend with (README: Working as a
+# team): prints the variables to export; team-db-stop stops it (by its PID) and removes it.
+TEAM_DB ?= /tmp/gfs2-team-db
+team-db: setup
+	python3 tools/pg_throwaway.py start $(TEAM_DB)
+
+team-db-stop:
+	python3 tools/pg_throwaway.py remove $(TEAM_DB)

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # One stack in the GitOps pipeline: ci-stack.sh preview|up FOLDER STACK.
 # Secrets come from the CI secret store as variables, never from the repository:
-#   PULUMI_BACKEND_URL, PULUMI_CONFIG_PASSPHRASE        (all stacks)
+#   PULUMI_BACKEND_URL                                 (the team's state database,
+#                                                      postgres://USER@HOST:PORT/DB?table=T,
+#                                                      no password in it)
+#   PGPASSWORD                                         (that database user's password)
+#   PULUMI_CONFIG_PASSPHRASE                           (all stacks)
 #   GFS2_PLUGIN_DIR                                    (provider plugin archives on the runner)
 #   <STACK>_SSH_PRIVATE_KEY, <STACK>_FENCE_KEY, <STACK>_CLUSTER_AUTH_KEY
 #                                                      (tenant stacks; STACK upper-cased, - as _)
@@ -17,6 +21,8 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 make -C "$root" setup
 # shellcheck source=tools/env.sh
 . "$root/tools/env.sh"
+# A password in the URL would be printed by the engine's errors; say where the state is.
+python3 "$root/tools/backend.py" check
 # stacks/ belongs to the project at the top, platform/stacks/ to platform/.
 cd "$root/$(dirname "$folder")"
 pulumi stack select --create "$stack"
@@ -32,7 +38,10 @@ if [[ $folder == stacks ]]; then
     fi
   done
   # The platform's registry of tenants is the policy pack's view of the other tenants.
-  platform=$(pulumi config get gfs2-cluster:platform --stack "$stack" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin).get("stack",""))' || true)
+  platform=$(pulumi config get gfs2-cluster:platform --stack "$stack" 2>/dev/null || true)
+  if [[ -n $platform ]]; then
+    platform=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get("stack",""))' "$platform")
+  fi
   config=$(mktemp)
   if [[ -n $platform ]]; then
     pulumi stack output registry --json --stack "$platform" |

@@ -6,6 +6,8 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 log() { printf 'setup: %s\n' "$*"; }
+sudo=()
+[[ $(id -u) -eq 0 ]] || sudo=(sudo)
 
 apt_packages() {
   local wanted missing=()
@@ -18,8 +20,6 @@ apt_packages() {
     return
   fi
   log "Debian packages: installing ${missing[*]}"
-  local sudo=()
-  [[ $(id -u) -eq 0 ]] || sudo=(sudo)
   "${sudo[@]}" apt-get update -q >/dev/null
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 }
@@ -38,6 +38,25 @@ python_venv() {
   echo "$want" >"$stamp"
 }
 
+# gitlab-ci-local, which runs .gitlab-ci.yml in the pipeline's tests (tests/team), from the
+# npm registry into the project's cache: a new clone finds it, nothing is installed globally.
+gitlab_ci_local() {
+  local want=$GITLAB_CI_LOCAL_VERSION dir
+  dir=$(dirname "$(dirname "$(dirname "$GFS2_GITLAB_CI_LOCAL")")")
+  if [[ -x $GFS2_GITLAB_CI_LOCAL && $("$GFS2_GITLAB_CI_LOCAL" --version 2>/dev/null) == "$want" ]]; then
+    log "gitlab-ci-local $want: installed"
+    return
+  fi
+  if ! command -v npm >/dev/null; then
+    # Debian's nodejs comes without npm (a nodejs build that bundles npm has it already).
+    log "Debian packages: installing npm"
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q --no-install-recommends npm >/dev/null
+  fi
+  log "gitlab-ci-local $want: installing from npm into $dir"
+  npm install --prefix "$dir" --no-audit --no-fund --loglevel=error "gitlab-ci-local@$want" >/dev/null
+  [[ $("$GFS2_GITLAB_CI_LOCAL" --version) == "$want" ]] || { log "gitlab-ci-local $want: not runnable after install"; exit 1; }
+}
+
 # The local file backend and its passphrase: created once, never replaced.
 local_state() {
   mkdir -p "$GFS2_STATE_DIR/backend"
@@ -52,6 +71,7 @@ main() {
   apt_packages
   python_venv
   "$GFS2_ROOT/tools/toolchain.sh"
+  gitlab_ci_local
   local_state
   if [[ $(id -u) -eq 0 ]]; then
     "$GFS2_ROOT/tools/libvirtd.sh"

@@ -46,6 +46,9 @@ if [[ $verb == up || $verb == prepare ]] && { grep -q 'source: builtin' "$stack_
   image/build.sh
 fi
 
+# Where the state is (a team backend's URL must not hold its password), on stderr.
+python3 tools/backend.py check >&2
+
 # An earlier run of this stack that was killed: its lock and any process it left.
 python3 tools/stale_run.py "$runs/$stack.run" "$stack"
 

@@ -3,8 +3,9 @@
 RUN_FILE holds "RUN_ID PID" of the last run started by tools/stack.sh. When that PID is
 gone, the processes still carrying GFS2_RUN_ID=RUN_ID in their environment (the language
 host, the program, the provider plugins) are orphans of it: ended by PID. A lock of the
-stack in a file backend whose process on this host is gone is removed. Each action prints
-one line; a run still alive is left alone (the engine's own lock refuses the new one).
+stack whose process on this host is gone is removed, in a file backend or in the team's
+PostgreSQL (through psql, tools/backend.py). Each action prints one line; a run still
+alive, or one of another machine, is left alone (the engine's own lock refuses the new one).
 """
 
 from __future__ import annotations
@@ -15,8 +16,12 @@ import signal
 import socket
 import sys
 import time
+from base64 import b64decode
 from pathlib import Path
 from urllib.parse import urlsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import backend  # noqa: E402
 
 PROJECT = "gfs2-cluster"
 
@@ -70,8 +75,19 @@ def end_orphans(run_file: Path, stack: str) -> None:
     run_file.unlink()
 
 
+def _stale(content: dict) -> bool:
+    return content.get("hostname") == socket.gethostname() and not alive(int(content.get("pid", 0)))
+
+
+def _removed(stack: str, content: dict) -> None:
+    print(f"stack {stack}: removed a stale lock of pulumi process {content.get('pid')} "
+          f"(started {content.get('timestamp')}), which is gone")
+
+
 def clear_stale_locks(stack: str) -> None:
     url = os.environ.get("PULUMI_BACKEND_URL", "")
+    if url.startswith(backend.POSTGRES):
+        clear_stale_database_locks(url, stack)
     if not url.startswith("file://"):
         return
     # The file backend's lock of a stack: .pulumi/locks/ORG/PROJECT/STACK/ID.json.
@@ -81,11 +97,31 @@ def clear_stale_locks(stack: str) -> None:
             content = json.loads(lock.read_text())
         except (OSError, ValueError):
             continue
-        if content.get("hostname") != socket.gethostname() or alive(int(content.get("pid", 0))):
+        if _stale(content):
+            lock.unlink()
+            _removed(stack, content)
+
+
+def clear_stale_database_locks(url: str, stack: str) -> None:
+    """The same lock in the PostgreSQL backend: a row keyed DB/.pulumi/locks/.../ID.json
+    whose JSON holds the lock file's bytes in base64."""
+    _, _, prefix = backend.conninfo(url)
+    locks = f"{prefix}.pulumi/locks/organization/{PROJECT}/{stack}/"
+    try:
+        rows = backend.psql(url, "SELECT key, data->>'data' FROM :\"table\" WHERE starts_with(key, :'locks');\n",
+                            {"locks": locks})
+    except RuntimeError as e:
+        # No table yet (a new database) or no connection: the engine says which, next.
+        print(f"stack {stack}: could not look for stale locks: {e}", file=sys.stderr)
+        return
+    for key, data in rows:
+        try:
+            content = json.loads(b64decode(data))
+        except ValueError:
             continue
-        lock.unlink()
-        print(f"stack {stack}: removed a stale lock of pulumi process {content.get('pid')} "
-              f"(started {content.get('timestamp')}), which is gone")
+        if _stale(content):
+            backend.psql(url, "DELETE FROM :\"table\" WHERE key = :'key';\n", {"key": key})
+            _removed(stack, content)
 
 
 def main(run_file: str, stack: str) -> None:
