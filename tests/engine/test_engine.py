@@ -91,6 +91,36 @@ def test_bad_config_stops_before_any_resource(tmp_path):
     assert "Traceback" not in preview.output
 
 
+def test_several_mistakes_are_shown_at_once_and_no_resource_is_registered(tmp_path):
+    """A real preview of a stack with three mistakes between fields, one naming a secret."""
+    project = Project(tmp_path, "local")
+    project.set("storage.volumeGroups[0].logicalVolumes[0].filesystem.mountOptions[0]", "lockproto=lock_nolock")
+    project.set("fencing.method", "fence_virsh")
+    project.set("storage.exports[0].port", "22")
+    preview = project.preview()
+    print(preview.output)
+    assert preview.returncode != 0
+    for key in ("storage.volumeGroups[0].logicalVolumes[0].filesystem.mountOptions", "fencing.method",
+                "storage.exports[0].port"):
+        assert re.search(rf"^\s+{re.escape(key)}\S*: ", preview.output, re.M), key
+    assert "Traceback" not in preview.output
+    # Only the stack itself is planned: nothing of libvirt, no command, no component.
+    assert "Resources:\n    + 1 to create" in preview.output
+    assert "libvirt:" not in preview.output and "command:" not in preview.output
+
+
+def test_a_password_in_a_uri_is_refused_without_printing_it(tmp_path):
+    project = Project(tmp_path, "local")
+    password = "hunter2-not-printed"
+    project.set("hypervisors[0].uri", f"qemu+ssh://root:{password}@kvm9.example.net/system")
+    project.set("storage.volumeGroups[0].logicalVolumes[0].filesystem.mountPoint", "/usr")
+    preview = project.preview()
+    assert preview.returncode != 0
+    assert "hypervisors[0].uri: holds a password (not shown)" in preview.output
+    assert "storage.volumeGroups[0].logicalVolumes[0].filesystem.mountPoint: is in /usr" in preview.output
+    assert password not in preview.output and "Traceback" not in preview.output
+
+
 def test_missing_required_key_is_named_by_the_engine(tmp_path):
     project = Project(tmp_path, "local")
     project.pulumi("config", "rm", "gfs2-cluster:members")
