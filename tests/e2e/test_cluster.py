@@ -274,7 +274,9 @@ def test_interrupted_up_converges(cluster: Cluster):
     (RESULTS / "up-after-kill.log").write_text(p.stdout + p.stderr)
     assert p.returncode == 0, p.stdout[-6000:] + p.stderr[-3000:]
     assert re.search(r"removed a stale lock of pulumi process \d+", p.stdout), p.stdout[:2000]
-    assert re.search(rf"ended {len(orphans)} process\(es\) left by the killed run {run_id}", p.stdout), p.stdout[:2000]
+    # Some of them (the program, a command's shell) may end on their own before the next run.
+    ended = re.search(rf"ended (\d+) process\(es\) left by the killed run {run_id}", p.stdout)
+    assert ended and 1 <= int(ended.group(1)) <= len(orphans), p.stdout[:2000]
     assert _processes_of_run(run_id) == []
     c = cluster_of(cluster.engine, cluster.up_run)
     m1 = c.members[0]
