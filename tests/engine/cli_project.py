@@ -163,9 +163,23 @@ class Project:
             text=True,
             timeout=600,
         )
+        self._end_leftover_processes()
         if check and result.returncode != 0:
             raise AssertionError(f"pulumi {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result
+
+    def _end_leftover_processes(self) -> None:
+        """A preview stopped by a missing config value leaves its language host running:
+        end, by PID, whatever still carries this copy's own backend once the CLI is done."""
+        marker = f"PULUMI_BACKEND_URL={self.env['PULUMI_BACKEND_URL']}".encode()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                if marker in (entry / "environ").read_bytes().split(b"\0"):
+                    os.kill(int(entry.name), 15)
+            except (OSError, ProcessLookupError):
+                continue
 
     def set(self, path: str, value: str, project: str = "gfs2-cluster") -> None:
         self.pulumi("config", "set", "--path", f"{project}:{path}", value)
