@@ -40,8 +40,9 @@ def alive(pid: int) -> bool:
         return False
 
 
-def processes_of_run(run_id: str) -> list[int]:
-    marker = f"GFS2_RUN_ID={run_id}".encode()
+def processes_with(env_entry: str) -> list[int]:
+    """PIDs of the processes whose environment holds ENV_ENTRY ("NAME=value")."""
+    marker = env_entry.encode()
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -52,6 +53,10 @@ def processes_of_run(run_id: str) -> list[int]:
         except (FileNotFoundError, PermissionError, ProcessLookupError):
             continue
     return sorted(found)
+
+
+def processes_of_run(run_id: str) -> list[int]:
+    return processes_with(f"GFS2_RUN_ID={run_id}")
 
 
 def end_orphans(run_file: Path, stack: str) -> None:

@@ -14,6 +14,7 @@ import threading
 import time
 
 import pytest
+from tools.stale_run import processes_of_run
 from e2e_cluster import (  # noqa: F401 - cluster is the session fixture
     RESULTS, ROOT, STACK, Cluster, cluster, cluster_of, crm_started_on, leftovers, record, sha256_on, topology, virsh,
 )
@@ -229,20 +230,6 @@ def _wait_for(log_name: str, pattern: str, proc: subprocess.Popen, timeout: floa
     return False
 
 
-def _processes_of_run(run_id: str) -> list[int]:
-    marker = f"GFS2_RUN_ID={run_id}".encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/environ", "rb") as f:
-                    if marker in f.read().split(b"\0"):
-                        found.append(int(entry))
-            except OSError:
-                continue
-    return found
-
-
 def test_interrupted_up_converges(cluster: Cluster):
     """An up stopped by Ctrl-C (SIGINT), then one killed (SIGKILL) midway, then `make up`
     again: it clears the dead run's lock and processes, saying so, and converges."""
@@ -267,7 +254,7 @@ def test_interrupted_up_converges(cluster: Cluster):
         proc.wait()
     finally:
         log.close()
-    orphans = _processes_of_run(run_id)
+    orphans = processes_of_run(run_id)
     assert orphans, "SIGKILL of pulumi left no process behind: the orphan check proves nothing"
     p = subprocess.run([str(ROOT / "tools" / "stack.sh"), "up", STACK], cwd=ROOT, capture_output=True, text=True,
                        timeout=3600)
@@ -277,7 +264,7 @@ def test_interrupted_up_converges(cluster: Cluster):
     # Some of them (the program, a command's shell) may end on their own before the next run.
     ended = re.search(rf"ended (\d+) process\(es\) left by the killed run {run_id}", p.stdout)
     assert ended and 1 <= int(ended.group(1)) <= len(orphans), p.stdout[:2000]
-    assert _processes_of_run(run_id) == []
+    assert processes_of_run(run_id) == []
     c = cluster_of(cluster.engine, cluster.up_run)
     m1 = c.members[0]
     assert crm_started_on(m1, "fs-shared-clone") == {m.name for m in c.members}

@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, STACKS
+from tools.stale_run import processes_with
 
 PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "components", "spec", "render", "image", "platform", "policy")
 PACK = "gfs2-cluster"
@@ -171,15 +172,12 @@ class Project:
     def _end_leftover_processes(self) -> None:
         """A preview stopped by a missing config value leaves its language host running:
         end, by PID, whatever still carries this copy's own backend once the CLI is done."""
-        marker = f"PULUMI_BACKEND_URL={self.env['PULUMI_BACKEND_URL']}".encode()
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit() or int(entry.name) == os.getpid():
-                continue
-            try:
-                if marker in (entry / "environ").read_bytes().split(b"\0"):
-                    os.kill(int(entry.name), 15)
-            except (OSError, ProcessLookupError):
-                continue
+        for pid in processes_with(f"PULUMI_BACKEND_URL={self.env['PULUMI_BACKEND_URL']}"):
+            if pid != os.getpid():
+                try:
+                    os.kill(pid, 15)
+                except ProcessLookupError:
+                    continue
 
     def set(self, path: str, value: str, project: str = "gfs2-cluster") -> None:
         self.pulumi("config", "set", "--path", f"{project}:{path}", value)
