@@ -65,7 +65,14 @@ if [[ $stack_file != "$init_file" ]] || ! grep -q '^encryptionsalt:' "$stack_fil
   config_args=(--config-file "$work_file")
 fi
 
-if ! pulumi stack select "$stack" --non-interactive >/dev/null 2>&1; then
+if ! select_error=$(pulumi stack select "$stack" --non-interactive 2>&1 >/dev/null); then
+  # Only a stack the backend does not have is made here: `stack init` over one it cannot
+  # read would replace its state with an empty one.
+  if [[ $select_error != *"no stack named '$stack' found"* ]]; then
+    printf 'stack %s: the backend cannot open it, so no new stack is made over it:\n%s\n' \
+      "$stack" "$select_error" >&2
+    exit 2
+  fi
   # stack init (which takes no --config-file) writes the salt into the tracked file:
   # the salt moves to the copy and the tracked file gets back its own bytes.
   # A stack file outside stacks/ has none there: init creates one, removed again here.

@@ -6,6 +6,11 @@ host, the program, the provider plugins) are orphans of it: ended by PID. A lock
 stack whose process on this host is gone is removed, in a file backend or in the team's
 PostgreSQL (through psql, tools/backend.py). Each action prints one line; a run still
 alive, or one of another machine, is left alone (the engine's own lock refuses the new one).
+
+A file backend writes each blob's metadata to a ".attrs" file beside it, truncating it
+first; a run killed in between leaves it empty, and the engine then fails to open the
+stack ("failed to load checkpoint: EOF"). Such a file of the stack is removed (the engine
+reads a missing one as default metadata and writes it again).
 """
 
 from __future__ import annotations
@@ -107,6 +112,24 @@ def clear_stale_locks(stack: str) -> None:
             _removed(stack, content)
 
 
+def repair_metadata_files(stack: str) -> None:
+    url = os.environ.get("PULUMI_BACKEND_URL", "")
+    if not url.startswith("file://"):
+        return
+    pulumi_dir = Path(urlsplit(url).path) / ".pulumi"
+    candidates = [*(pulumi_dir / "stacks" / PROJECT).glob(f"{stack}.json*.attrs"),
+                  *(pulumi_dir / "locks" / "organization" / PROJECT / stack).glob("*.attrs")]
+    for attrs in sorted(candidates):
+        if not attrs.is_file():
+            continue
+        try:
+            json.loads(attrs.read_text())
+        except (UnicodeDecodeError, ValueError):
+            attrs.unlink()
+            print(f"stack {stack}: removed {attrs}, an unreadable metadata file a killed run left "
+                  "(the engine writes it again)")
+
+
 def clear_stale_database_locks(url: str, stack: str) -> None:
     """The same lock in the PostgreSQL backend: a row keyed DB/.pulumi/locks/.../ID.json
     whose JSON holds the lock file's bytes in base64."""
@@ -131,6 +154,7 @@ def clear_stale_database_locks(url: str, stack: str) -> None:
 
 def main(run_file: str, stack: str) -> None:
     end_orphans(Path(run_file), stack)
+    repair_metadata_files(stack)
     clear_stale_locks(stack)
 
 
