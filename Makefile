@@ -7,7 +7,7 @@ GFS2_UPSTREAM_DIR ?= $(if $(wildcard ../shared/upstream/*.tar.gz),$(abspath ../s
 export GFS2_UPSTREAM_DIR
 ENV := source tools/env.sh &&
 
-.PHONY: setup up preview destroy test unit engine-checks e2e-local e2e bench team-db team-db-stop
+.PHONY: setup up preview destroy test unit engine-checks e2e-local e2e-day2 e2e bench team-db team-db-stop
 
 setup:
 	tools/setup.sh
@@ -35,9 +35,15 @@ engine-checks:
 e2e-local:
 	$(ENV) python -m pytest -q -rA -s -m e2e tests/e2e
 
-# Everything on real guests: the image, the local cluster, and tenant isolation.
+# Changing the running local cluster (members added and removed) through `pulumi up`: a
+# session of its own, never beside another cluster of the local stack.
+e2e-day2:
+	$(ENV) python -m pytest -q -rA -s -m e2e tests/day2
+
+# Everything on real guests: the image, the local cluster, tenant isolation, day-2 changes.
 e2e: setup
 	$(ENV) python -m pytest -q -rA -m e2e tests/image tests/isolation tests/e2e
+	$(MAKE) --no-print-directory e2e-day2
 
 bench: setup
 	$(ENV) python bench/run.py

@@ -1,5 +1,6 @@
 """A GFS2 file system: made once on its logical volume, then mounted on every member
-(by pacemaker's Filesystem clone, or by each member's fstab)."""
+(by pacemaker's Filesystem clone, or by each member's fstab); journals for members added
+later, before they join."""
 
 from __future__ import annotations
 
@@ -61,3 +62,20 @@ class Gfs2FileSystem(pulumi.ComponentResource):
                 for m in topo.members
             ]
         self.register_outputs({"mountPoint": fs.mount_point, "lockTable": fs.lock_table})
+
+
+def journals_before_joining(
+    name: str, topo: Topology, first: Access, after: list[pulumi.Resource], parent: pulumi.Resource
+) -> list[pulumi.Resource]:
+    """Per file system, on the first member: a journal for every member, added online when
+    members were added to a running cluster (before they join: a member without a journal
+    cannot mount). Nothing to do before mkfs, which makes them all."""
+    return [
+        run_on_node(
+            f"{name}-{fs.fs_name}-journals",
+            first,
+            gfs2.journals(fs),
+            pulumi.ResourceOptions(parent=parent, depends_on=after),
+        )
+        for fs in topo.filesystems
+    ]

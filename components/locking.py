@@ -1,5 +1,5 @@
-"""Clustered LVM locking: set up on every member once it has joined, then one
-cluster-wide step that waits until fencing and the lock managers run everywhere."""
+"""Clustered LVM locking: set up on every member (before it joins, or once it has, by
+generation), then one cluster-wide step that waits until the lock managers run everywhere."""
 
 from __future__ import annotations
 
@@ -24,31 +24,36 @@ class ClusterLockingArgs:
     devices: tuple[str, ...]
     """Every imported export, as the members see them."""
     member_after: dict[str, list[pulumi.Resource]] = field(default_factory=dict)
-    """What each member needs first: joined the cluster, its imports attached."""
-    ready_after: list[pulumi.Resource] = field(default_factory=list)
-    """What the cluster-wide step needs besides locking (fencing armed)."""
+    """What each member needs first: its imports attached (and, for clvmd, joined)."""
 
 
 class ClusterLocking(pulumi.ComponentResource):
+    configured: dict[str, pulumi.Resource]
     ready: pulumi.Resource
 
     def __init__(self, name: str, args: ClusterLockingArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("gfs2-cluster:cluster:ClusterLocking", name, None, opts)
-        topo, gen = args.topo, args.generation
-        script = gen.locking(topo, args.devices)
-        configured = [
-            run_on_node(
+        self._name, self._args = name, args
+        script = args.generation.locking(args.topo, args.devices)
+        self.configured = {
+            m.name: run_on_node(
                 f"{name}-{m.name}",
                 args.members[m.name],
                 script,
                 pulumi.ResourceOptions(parent=self, depends_on=args.member_after.get(m.name, [])),
             )
-            for m in topo.members
-        ]
-        self.ready = run_on_node(
-            f"{name}-ready",
-            args.members[topo.first_member.name],
-            gen.cluster_ready(topo),
-            pulumi.ResourceOptions(parent=self, depends_on=[*configured, *args.ready_after]),
-        )
+            for m in args.topo.members
+        }
         self.register_outputs({})
+
+    def wait_ready(self, after: list[pulumi.Resource]) -> pulumi.Resource:
+        """The cluster-wide step, once AFTER (every node joined, fencing armed) is there:
+        made here because with lvmlockd the members' setup comes before they join."""
+        topo, gen = self._args.topo, self._args.generation
+        self.ready = run_on_node(
+            f"{self._name}-ready",
+            self._args.members[topo.first_member.name],
+            gen.cluster_ready(topo),
+            pulumi.ResourceOptions(parent=self, depends_on=[*self.configured.values(), *after]),
+        )
+        return self.ready

@@ -12,7 +12,7 @@ import pulumi_libvirt as libvirt
 from components.access import Access, run_on_node
 from components.block_device import SharedBlockDevice, SharedBlockDeviceArgs
 from components.fencing import Fencing, FencingArgs
-from components.gfs2 import Gfs2FileSystem, Gfs2FileSystemArgs
+from components.gfs2 import Gfs2FileSystem, Gfs2FileSystemArgs, journals_before_joining
 from components.guest import BootFiles, GuestMachine, GuestMachineArgs
 from components.hypervisor import TenantNetwork, TenantNetworkArgs
 from components.locking import ClusterLocking, ClusterLockingArgs
@@ -159,6 +159,7 @@ class TenantCluster(pulumi.ComponentResource):
 
         member_hv = topo.member_hypervisor
         cluster_nodes = {n: access[n] for n in gen.cluster_nodes(topo)}
+        first = topo.first_member.name
         fencing = Fencing(
             f"{name}-fencing",
             FencingArgs(
@@ -171,6 +172,20 @@ class TenantCluster(pulumi.ComponentResource):
             ),
             child,
         )
+        # What a member needs before it joins, so that it joins ready for the resources
+        # the cluster already runs (a member added to a running cluster).
+        imports = {m.name: [based[m.name], *(d.imports[m.name] for d in devices.values())] for m in topo.members}
+        journals = journals_before_joining(name, topo, members[first], [based[first]], self)
+
+        def locking_args(after: dict[str, list[pulumi.Resource]]) -> ClusterLockingArgs:
+            return ClusterLockingArgs(topo, gen, members, tuple(d.device for d in devices.values()), member_after=after)
+
+        node_ready = {n: [based[n]] for n in cluster_nodes}
+        locking = None
+        if gen.locking_before_join:
+            locking = ClusterLocking(f"{name}-locking", locking_args(imports), child)
+            for m in topo.members:
+                node_ready[m.name] = [*imports[m.name], locking.configured[m.name], *journals]
         membership = ClusterMembership(
             f"{name}-membership",
             ClusterMembershipArgs(
@@ -178,26 +193,17 @@ class TenantCluster(pulumi.ComponentResource):
                 gen,
                 cluster_nodes,
                 secrets.cluster_auth_key_b64,
-                node_ready={n: [based[n]] for n in gen.cluster_nodes(topo)},
+                roster_after={n: [based[n]] for n in cluster_nodes},
+                node_ready=node_ready,
+                fence_after=fencing.armed,
             ),
             child,
         )
-        locking = ClusterLocking(
-            f"{name}-locking",
-            ClusterLockingArgs(
-                topo,
-                gen,
-                members,
-                tuple(d.device for d in devices.values()),
-                member_after={
-                    m.name: [membership.joined[m.name], *(d.imports[m.name] for d in devices.values())]
-                    for m in topo.members
-                },
-                # Every node of the membership (GNBD servers too) before quorum is awaited.
-                ready_after=[*fencing.armed, *membership.joined.values()],
-            ),
-            child,
-        )
+        if locking is None:
+            after_join = {m: [membership.joined[m], *imports[m]] for m in members}
+            locking = ClusterLocking(f"{name}-locking", locking_args(after_join), child)
+        # Every node of the membership (GNBD servers too) before quorum is awaited.
+        locking.wait_ready([*fencing.armed, *membership.fence_devices, *membership.joined.values()])
         if (mgmt := gen.management(topo)) is not None:
             for m in topo.members:
                 run_on_node(
@@ -216,7 +222,7 @@ class TenantCluster(pulumi.ComponentResource):
                     gen,
                     vg,
                     tuple(devices[e].device for e in vg.exports),
-                    members[topo.first_member.name],
+                    members[first],
                     after=[locking.ready, *(devices[e] for e in vg.exports)],
                     protect_data=protect,
                 ),
@@ -234,7 +240,7 @@ class TenantCluster(pulumi.ComponentResource):
 
         status = run_on_node(
             f"{name}-status",
-            members[topo.first_member.name],
+            members[first],
             guest_scripts.cluster_status(),
             pulumi.ResourceOptions(parent=self, depends_on=mounted),
         )

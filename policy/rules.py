@@ -104,8 +104,9 @@ def every_member_is_fenced(resources: list[Resource], config: PackConfig) -> lis
     for step in steps_named(resources, "corosync"):
         nodes = re.findall(r"^\s*name: (\S+)$", step.values["COROSYNC_CONF"], re.M)
         fenced = set()
-        for ready in steps_named(resources, "cluster-ready"):
-            stage = etree.fromstring(ready.values.get("STAGE", "<stage/>"))
+        # Each member's device is a pacemaker stage of its own, applied before it joins.
+        for device in steps_named(resources, "fence-.+|cluster-ready"):
+            stage = etree.fromstring(device.values.get("STAGE", "<stage/>"))
             for nvpair in stage.iterfind(".//primitive[@class='stonith']//nvpair[@name='pcmk_host_list']"):
                 fenced |= set(nvpair.get("value").split())
         problems += [f"member {n} has no stonith device" for n in nodes if n not in fenced]

@@ -9,20 +9,31 @@ from __future__ import annotations
 from typing import Optional, Protocol
 
 from render.script import NodeScript
-from spec.topology import FilesystemPlan, Topology, VolumeGroupPlan
+from spec.topology import FilesystemPlan, Member, Topology, VolumeGroupPlan
 
 
 class Generation(Protocol):
     name: str
-    # Whether the membership step reads the cluster authkey (base64) on stdin.
-    membership_reads_authkey: bool
+    # Whether a member's LVM locking is set up before it joins (lvm.conf only), so that
+    # it joins ready for the cluster's resources; clvmd needs the membership first.
+    locking_before_join: bool
 
     def cluster_nodes(self, topo: Topology) -> tuple[str, ...]:
         """Short names of the guests that join the cluster membership."""
         ...
 
+    def roster(self, topo: Topology) -> Optional[NodeScript]:
+        """Per cluster node, before any node joins: the cluster config, with the
+        authkey (base64) on stdin; None where the membership step writes its own."""
+        ...
+
     def membership(self, topo: Topology) -> NodeScript:
-        """Per cluster node: cluster config, then the cluster stack started."""
+        """Per cluster node: the cluster stack started (cman: its config first)."""
+        ...
+
+    def fence_device(self, topo: Topology, member: Member) -> Optional[NodeScript]:
+        """Once per member, on the first member, before that member joins: its fence
+        device; None where the cluster config carries fencing."""
         ...
 
     def locking(self, topo: Topology, devices: tuple[str, ...]) -> NodeScript:
@@ -30,7 +41,7 @@ class Generation(Protocol):
         ...
 
     def cluster_ready(self, topo: Topology) -> NodeScript:
-        """Once: all nodes joined; fencing and lock managers running everywhere."""
+        """Once: all nodes joined; lock managers running everywhere."""
         ...
 
     def volume_group(self, topo: Topology, vg: VolumeGroupPlan, devices: tuple[str, ...]) -> NodeScript:

@@ -13,7 +13,7 @@ from render import pacemaker
 from render.corosync import corosync_conf
 from render.generations.base import lv_lines
 from render.script import NodeScript, node_script
-from spec.topology import FilesystemPlan, Topology, VolumeGroupPlan
+from spec.topology import FilesystemPlan, Member, Topology, VolumeGroupPlan
 
 # Guests under software emulation start a GFS2 stack slowly; these are upper bounds.
 CLUSTER_TIMEOUT = 600
@@ -49,30 +49,51 @@ def stage(topo: Topology, resource_ids: Iterable[str], properties: bool = False)
     return etree.tostring(out, encoding="unicode")
 
 
-def _stage_script(step: str, topo: Topology, stage_xml: str, wait_for: list[str], timeout: int) -> NodeScript:
+def _stage_script(step: str, stage_xml: str, members: int, wait_for: list[str], timeout: int, **more) -> NodeScript:
+    """MEMBERS: how many members must be online before the stage is applied."""
     return node_script(
         step,
         "cib_stage.sh",
         "cib_stage_delete.sh",
         cib_tool=cib_tool(),
         stage=stage_xml,
-        members=len(topo.members),
+        members=members,
         wait_for=wait_for,
         timeout=timeout,
+        **more,
     )
 
 
 @dataclass(frozen=True)
 class Current:
     name: str = "current"
-    membership_reads_authkey: bool = True
+    locking_before_join: bool = True
 
     def cluster_nodes(self, topo: Topology) -> tuple[str, ...]:
         return tuple(m.name for m in topo.members)
 
-    def membership(self, topo: Topology) -> NodeScript:
+    def roster(self, topo: Topology) -> Optional[NodeScript]:
         return node_script(
-            "corosync", "corosync_member.sh", "corosync_member_delete.sh", corosync_conf=corosync_conf(topo)
+            "corosync",
+            "corosync_roster.sh",
+            "corosync_roster_delete.sh",
+            corosync_conf=corosync_conf(topo),
+            nodeids=[m.nodeid for m in topo.members],
+            two_node=topo.two_node,
+        )
+
+    def membership(self, topo: Topology) -> NodeScript:
+        return node_script("cluster-join", "corosync_member.sh", "corosync_member_delete.sh")
+
+    def fence_device(self, topo: Topology, member: Member) -> Optional[NodeScript]:
+        if not pacemaker.fencing_enabled(topo):
+            return None
+        # Only the first member need be online: the device exists before its member
+        # joins, and the first member's own device has nowhere to run until a second.
+        # Removed with its member, after the member has left: pacemaker forgets the node too.
+        return _stage_script(
+            f"fence-{member.name}", stage(topo, [pacemaker.fence_id(member)]), 1, [], CLUSTER_TIMEOUT,
+            forget_node=member.name,
         )
 
     def locking(self, topo: Topology, devices: tuple[str, ...]) -> NodeScript:
@@ -80,11 +101,10 @@ class Current:
 
     def cluster_ready(self, topo: Topology) -> NodeScript:
         locking = pacemaker.clone_id(pacemaker.LOCKING_GROUP)
-        fence = [pacemaker.fence_id(m) for m in topo.members] if pacemaker.fencing_enabled(topo) else []
         return _stage_script(
             "cluster-ready",
-            topo,
-            stage(topo, [*fence, locking], properties=True),
+            stage(topo, [locking], properties=True),
+            len(topo.members),
             [f"{locking} {len(topo.members)}"],
             CLUSTER_TIMEOUT,
         )
@@ -107,9 +127,8 @@ class Current:
 
     def mount_once(self, topo: Topology, fs: FilesystemPlan) -> Optional[NodeScript]:
         clone = pacemaker.clone_id(pacemaker.fs_id(fs))
-        return _stage_script(
-            f"mount-{fs.fs_name}", topo, stage(topo, [clone]), [f"{clone} {len(topo.members)}"], MOUNT_TIMEOUT
-        )
+        n = len(topo.members)
+        return _stage_script(f"mount-{fs.fs_name}", stage(topo, [clone]), n, [f"{clone} {n}"], MOUNT_TIMEOUT)
 
     def mount_per_member(self, topo: Topology, fs: FilesystemPlan) -> Optional[NodeScript]:
         return None

@@ -8,7 +8,7 @@ from typing import Optional
 from render.cman import cluster_conf, cluster_nodes
 from render.generations.base import lv_lines
 from render.script import NodeScript, node_script
-from spec.topology import FilesystemPlan, Topology, VolumeGroupPlan
+from spec.topology import FilesystemPlan, Member, Topology, VolumeGroupPlan
 
 QUORUM_TIMEOUT = 300
 
@@ -16,14 +16,20 @@ QUORUM_TIMEOUT = 300
 @dataclass(frozen=True)
 class Legacy:
     name: str = "legacy"
-    membership_reads_authkey: bool = False
+    locking_before_join: bool = False
 
     def cluster_nodes(self, topo: Topology) -> tuple[str, ...]:
         # GNBD servers run gnbd_serv in cluster mode, so they are cman nodes too.
         return tuple(node[0] for node in cluster_nodes(topo))
 
+    def roster(self, topo: Topology) -> Optional[NodeScript]:
+        return None
+
     def membership(self, topo: Topology) -> NodeScript:
         return node_script("cman", "cman_member.sh", "cman_member_delete.sh", cluster_conf=cluster_conf(topo))
+
+    def fence_device(self, topo: Topology, member: Member) -> Optional[NodeScript]:
+        return None
 
     def locking(self, topo: Topology, devices: tuple[str, ...]) -> NodeScript:
         return node_script("clvmd", "clvmd_member.sh", "clvmd_member_delete.sh")

@@ -21,9 +21,9 @@ EXPECTED = {
         "libvirt:index/volume:Volume": 1 + 4 + 1,  # image, roots, one data disk
         "libvirt:index/pool:Pool": 1,
         "command:local:Command": 2 + 4,  # lab guard, fence_virtd and the guests' boot watches on this machine
-        # per guest: ready + base (8); export 1; imports 3; fence keys 3; membership 3;
-        # locking 3 + ready 1; vg 1; mkfs 1; mount 1; status 1
-        "command:remote:Command": 8 + 1 + 3 + 3 + 3 + 4 + 1 + 1 + 1 + 1,
+        # per guest: ready + base (8); export 1; imports 3; fence keys 3; rosters 3 + joins 3
+        # + fence devices 3; locking 3 + ready 1; journals 1; vg 1; mkfs 1; mount 1; status 1
+        "command:remote:Command": 8 + 1 + 3 + 3 + 9 + 4 + 1 + 1 + 1 + 1 + 1,
     },
     "globex-prod": {
         "libvirt:index/network:Network": 0,
@@ -33,17 +33,17 @@ EXPECTED = {
         "libvirt:index/pool:Pool": 0,
         "command:local:Command": 0,
         # ready+base 12; boot watches 6 (remote host); exports 2; imports 8; lab guard 1 +
-        # bridge 1 + fence_virtd 1 (remote host); fence keys 4; membership 4; locking 4+1;
-        # vg 1; mkfs 2; mounts 2; pcsd 4; status 1
-        "command:remote:Command": 12 + 6 + 2 + 8 + 3 + 4 + 4 + 5 + 1 + 2 + 2 + 4 + 1,
+        # bridge 1 + fence_virtd 1 (remote host); fence keys 4; rosters 4 + joins 4 + fence
+        # devices 4; locking 4+1; journals 2; vg 1; mkfs 2; mounts 2; pcsd 4; status 1
+        "command:remote:Command": 12 + 6 + 2 + 8 + 3 + 4 + 12 + 5 + 2 + 1 + 2 + 2 + 4 + 1,
     },
     "acme-prod": {
         "libvirt:index/domain:Domain": 4,
         "libvirt:index/volume:Volume": 4 + 1,
         # ready+base 8; export 1; imports 3; lab guard + bridge + fence_virtd + cpu caps (3) 6;
-        # fence keys 4 (gnbd1 is a cman node); cman 4; clvmd 3 + quorum 1; vg 1; mkfs 1;
-        # fstab mounts 3; ricci 3; status 1
-        "command:remote:Command": 8 + 1 + 3 + 6 + 4 + 4 + 4 + 1 + 1 + 3 + 3 + 1,
+        # fence keys 4 (gnbd1 is a cman node); cman 4; clvmd 3 + quorum 1; journals 1; vg 1;
+        # mkfs 1; fstab mounts 3; ricci 3; status 1
+        "command:remote:Command": 8 + 1 + 3 + 6 + 4 + 4 + 4 + 1 + 1 + 1 + 3 + 3 + 1,
     },
 }
 
@@ -72,6 +72,33 @@ def test_current_generation_order(stack):
     for export in [r for r in prog.commands() if r.name.endswith("-export")]:
         imports = [r for r in prog.commands() if r.name.startswith(export.name.replace("-export", "-import-"))]
         assert imports and all(prog.depends(i, export) for i in imports), "exports before imports"
+
+
+@pytest.mark.parametrize("stack", ["local", "globex-prod"])
+def test_a_member_joins_ready_for_what_the_cluster_runs(stack):
+    """Every member's config is written before any joins; a member joins once its shared
+    disks are attached, its LVM locking set, every file system has its journal, and (but
+    the first) its fence device exists: what a member added to a running cluster needs,
+    since pacemaker starts the cluster's clones on it as soon as it joins."""
+    prog = run(stack)
+    rosters = [r for r in prog.commands() if r.name.endswith("-roster")]
+    members = sorted(r.name.split("-membership-")[1].removesuffix("-roster") for r in rosters)
+    journals = [r for r in prog.commands() if r.name.endswith("-journals")]
+    assert rosters and journals
+    first = members[0]
+    for m in members:
+        join = prog.named(f"-membership-{m}")
+        assert all(prog.depends(join, r) for r in rosters), f"{m} joins before every roster is written"
+        assert all(prog.depends(join, j) for j in journals), f"{m} joins before its journals"
+        assert prog.depends(join, prog.named(f"-locking-{m}")), f"{m} joins before its LVM locking is set"
+        for imp in [r for r in prog.commands() if "-import-" in r.name and r.name.endswith(f"-{m}")]:
+            assert prog.depends(join, imp), f"{m} joins before {imp.name}"
+        device = prog.named(f"-membership-{m}-fence-device")
+        assert prog.depends(device, prog.named(f"-membership-{first}")), "fence devices need pacemaker on the first"
+        if m != first:
+            assert prog.depends(join, device), f"{m} joins before its fence device exists"
+    joins = [prog.named(f"-membership-{m}") for m in members]
+    assert not any(prog.depends(r, j) for r in rosters for j in joins), "a roster waits for a join"
 
 
 def test_legacy_generation_order():

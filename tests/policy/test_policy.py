@@ -66,7 +66,7 @@ def test_a_member_without_stonith_is_refused():
     res = resources("local")
     broken = [
         Resource(r.type, r.name, {**r.props, "create": re.sub(r"pcmk_host_list\" value=\"m3\"", 'pcmk_host_list" value="mX"', r.props["create"])})
-        if r.name.endswith("locking-ready")
+        if r.name.endswith("membership-m3-fence-device")
         else r
         for r in res
     ]

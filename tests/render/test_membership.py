@@ -1,0 +1,78 @@
+"""The current generation's membership steps (roster, join, per-member fence device) and
+the journals step: shellcheck, and what a change of the member count re-runs. A member
+added or removed re-runs every roster (a new nodelist) but no other member's join or fence
+device: those do not restart or touch the members that stay."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+
+import pytest
+
+from conftest import require_tool, stack_config
+from render import gfs2
+from render.generations.current import CURRENT
+from render.script import values_of
+from spec import build, load_spec
+from spec.topology import Topology
+
+pytestmark = pytest.mark.usefixtures("local_key_files")
+
+
+def local(count: int) -> Topology:
+    config = copy.deepcopy(stack_config("local"))
+    config["members"]["count"] = count
+    return build(load_spec(config))
+
+
+def scripts(topo: Topology) -> dict[str, str]:
+    out = {"roster": CURRENT.roster(topo).create, "join": CURRENT.membership(topo).create}
+    out |= {f"fence-{m.name}": CURRENT.fence_device(topo, m).create for m in topo.members}
+    out |= {f"journals-{fs.fs_name}": gfs2.journals(fs).create for fs in topo.filesystems}
+    return out
+
+
+@pytest.mark.parametrize("name", ["roster", "join", "fence-m1", "journals-shared"])
+def test_rendered_steps_pass_shellcheck(name):
+    step = {"roster": CURRENT.roster, "join": CURRENT.membership}.get(name)
+    topo = local(3)
+    if step is not None:
+        script = step(topo)
+    elif name.startswith("fence-"):
+        script = CURRENT.fence_device(topo, topo.members[0])
+    else:
+        script = gfs2.journals(topo.filesystems[0])
+    for text in (script.create, script.delete):
+        # SC2034: create and delete share one set of values, each uses part of them.
+        # SC2016: the stage's cib tool is a Python program quoted as one value.
+        res = subprocess.run([require_tool("shellcheck"), "-s", "bash", "-e", "SC2034,SC2016", "-"], input=text,
+                             capture_output=True, text=True)
+        assert res.returncode == 0, res.stdout
+
+
+def test_a_fourth_member_reruns_the_rosters_and_the_journals_but_no_join_or_fence_device():
+    three, four = scripts(local(3)), scripts(local(4))
+    assert three["roster"] != four["roster"]
+    assert three["join"] == four["join"], "a join that changes with the member count restarts nothing but re-runs"
+    for m in ("m1", "m2", "m3"):
+        assert three[f"fence-{m}"] == four[f"fence-{m}"], f"{m}'s fence device would be re-applied"
+    assert values_of(four["journals-shared"])["JOURNALS"] == "5"
+
+
+def test_the_roster_names_every_node_id_of_its_nodelist():
+    topo = local(4)
+    values = values_of(CURRENT.roster(topo).create)
+    assert values["NODEIDS"].split() == [str(m.nodeid) for m in topo.members]
+    assert [line.split(":")[1].strip() for line in values["COROSYNC_CONF"].splitlines()
+            if line.strip().startswith("nodeid:")] == values["NODEIDS"].split()
+    assert values["TWO_NODE"] == "0"
+    assert values_of(CURRENT.roster(local(2)).create)["TWO_NODE"] == "1"
+
+
+def test_the_first_members_fence_device_waits_for_the_first_member_only():
+    topo = local(3)
+    for m in topo.members:
+        values = values_of(CURRENT.fence_device(topo, m).create)
+        assert values["MEMBERS"] == "1" and values["WAIT_FOR"] == ""
+        assert f'value="{m.name}"' in values["STAGE"]
