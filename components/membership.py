@@ -36,13 +36,13 @@ class ClusterMembership(pulumi.ComponentResource):
         script = gen.membership(topo)
         stdin = args.auth_key_b64 if gen.membership_reads_authkey else None
         self.joined = {
-            node: run_on_node(
-                f"{name}-{node}",
-                args.nodes[node],
+            node.name: run_on_node(
+                f"{name}-{node.name}",
+                args.nodes[node.name],
                 script,
-                pulumi.ResourceOptions(parent=self, depends_on=args.node_ready.get(node, [])),
+                pulumi.ResourceOptions(parent=self, depends_on=args.node_ready.get(node.name, [])),
                 stdin=stdin,
             )
-            for node in gen.cluster_nodes(topo)
+            for node in topo.cluster_nodes
         }
         self.register_outputs({"nodes": list(self.joined)})

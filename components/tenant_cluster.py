@@ -158,7 +158,7 @@ class TenantCluster(pulumi.ComponentResource):
         }
 
         member_hv = topo.member_hypervisor
-        cluster_nodes = {n: access[n] for n in gen.cluster_nodes(topo)}
+        cluster_nodes = {n.name: access[n.name] for n in topo.cluster_nodes}
         fencing = Fencing(
             f"{name}-fencing",
             FencingArgs(
@@ -178,7 +178,7 @@ class TenantCluster(pulumi.ComponentResource):
                 gen,
                 cluster_nodes,
                 secrets.cluster_auth_key_b64,
-                node_ready={n: [based[n]] for n in gen.cluster_nodes(topo)},
+                node_ready={n: [based[n]] for n in cluster_nodes},
             ),
             child,
         )

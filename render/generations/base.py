@@ -17,10 +17,6 @@ class Generation(Protocol):
     # Whether the membership step reads the cluster authkey (base64) on stdin.
     membership_reads_authkey: bool
 
-    def cluster_nodes(self, topo: Topology) -> tuple[str, ...]:
-        """Short names of the guests that join the cluster membership."""
-        ...
-
     def membership(self, topo: Topology) -> NodeScript:
         """Per cluster node: cluster config, then the cluster stack started."""
         ...

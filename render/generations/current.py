@@ -67,9 +67,6 @@ class Current:
     name: str = "current"
     membership_reads_authkey: bool = True
 
-    def cluster_nodes(self, topo: Topology) -> tuple[str, ...]:
-        return tuple(m.name for m in topo.members)
-
     def membership(self, topo: Topology) -> NodeScript:
         return node_script(
             "corosync", "corosync_member.sh", "corosync_member_delete.sh", corosync_conf=corosync_conf(topo)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from render.cman import cluster_conf, cluster_nodes
+from render.cman import cluster_conf
 from render.generations.base import lv_lines
 from render.script import NodeScript, node_script
 from spec.topology import FilesystemPlan, Topology, VolumeGroupPlan
@@ -18,10 +18,6 @@ class Legacy:
     name: str = "legacy"
     membership_reads_authkey: bool = False
 
-    def cluster_nodes(self, topo: Topology) -> tuple[str, ...]:
-        # GNBD servers run gnbd_serv in cluster mode, so they are cman nodes too.
-        return tuple(node[0] for node in cluster_nodes(topo))
-
     def membership(self, topo: Topology) -> NodeScript:
         return node_script("cman", "cman_member.sh", "cman_member_delete.sh", cluster_conf=cluster_conf(topo))
 
@@ -33,7 +29,7 @@ class Legacy:
             "cluster-ready",
             "cman_quorum.sh",
             "cman_quorum_delete.sh",
-            nodes=len(self.cluster_nodes(topo)),
+            nodes=len(topo.cluster_nodes),
             timeout=QUORUM_TIMEOUT,
         )
 
