@@ -1,7 +1,8 @@
 """Rules that relate several fields of a StackSpec.
 
 Each rule yields Issues: the camelCase key path the user wrote and what is allowed.
-They all run (one run reports every problem) before any resource is registered.
+They all run (one run reports every problem) before any resource is registered, on a
+stack with model errors too: each rule that reads only keys that validated.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Callable, Iterable, Iterator, Optional
 
 from spec import gfs2
 from spec.display import shown
-from spec.model import LV_FIXED, LV_PERCENT, Export, StackSpec
+from spec.model import LV_FIXED, LV_PERCENT, Export, NotValidated, PartialStackSpec, StackSpec
 from spec.names import BRIDGE_PREFIX, CIB_DERIVED, DATA_DISK_DEVICES, fs_resource_id, lvm_resource_id
 from spec.topology import (
     FENCE_PORT_BASE,
@@ -717,5 +718,14 @@ def secret_files(spec: StackSpec) -> dict[str, Optional[str]]:
     return {"sshPrivateKey": spec.ssh.private_key_file, "fenceKey": spec.fencing.key_file, "clusterAuthKey": spec.cluster.auth_key_file}
 
 
-def check(spec: StackSpec, ctx: Context = Context()) -> list[Issue]:
-    return [issue for r in RULES for issue in r(spec, ctx)]
+def check(spec: StackSpec | PartialStackSpec, ctx: Context = Context()) -> list[Issue]:
+    """The issues of every rule that can judge SPEC. A rule that reads a key of a
+    PartialStackSpec that did not validate cannot: all it found is left out, as it could
+    be wrong (the key's own error is reported)."""
+    issues: list[Issue] = []
+    for r in RULES:
+        try:
+            issues += list(r(spec, ctx))
+        except NotValidated:
+            continue
+    return issues
