@@ -40,7 +40,7 @@ class ClusterMembership(pulumi.ComponentResource):
     def __init__(self, name: str, args: ClusterMembershipArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("gfs2-cluster:cluster:ClusterMembership", name, None, opts)
         gen, topo = args.generation, args.topo
-        nodes = gen.cluster_nodes(topo)
+        nodes = [n.name for n in topo.cluster_nodes]
 
         def on(node: str, step: str, script, after: list, stdin=None) -> pulumi.Resource:
             return run_on_node(step, args.nodes[node], script, pulumi.ResourceOptions(parent=self, depends_on=after),

@@ -158,7 +158,7 @@ class TenantCluster(pulumi.ComponentResource):
         }
 
         member_hv = topo.member_hypervisor
-        cluster_nodes = {n: access[n] for n in gen.cluster_nodes(topo)}
+        cluster_nodes = {n.name: access[n.name] for n in topo.cluster_nodes}
         first = topo.first_member.name
         fencing = Fencing(
             f"{name}-fencing",

@@ -6,14 +6,13 @@ would refuse or trip over. No Pulumi import.
 
 from __future__ import annotations
 
-import ipaddress
 from collections import Counter
 from typing import Callable, Iterator, NamedTuple, Optional
 
 from lxml import etree
 
 from spec.rules import CMAN_CLUSTER_NAME_MAX as CLUSTER_NAME_MAX
-from spec.topology import Topology
+from spec.topology import ClusterNode, Topology
 
 XVM_DEVICE = "xvm"
 
@@ -22,31 +21,6 @@ XVM_DEVICE = "xvm"
 # setting for Post-Join Delay is between 20 and 30 seconds", RHEL 5 Cluster
 # Administration); startup fencing stays on, as skipping it risks GFS corruption.
 FENCE_DAEMON = {"post_fail_delay": "0", "post_join_delay": "30", "clean_start": "0"}
-
-
-class ClusterNode(NamedTuple):
-    name: str
-    nodeid: int
-    address: ipaddress.IPv4Address
-    domain: str  # libvirt domain, what fence_xvm names
-
-
-def cluster_nodes(topo: Topology) -> list[ClusterNode]:
-    """Every cman node: the members, then each guest serving a GNBD export.
-
-    GFS needs uncached GNBD exports, and gnbd_serv exports uncached devices only in
-    cluster mode (not with -n), so a GNBD server is a cluster node that mounts no GFS2.
-    """
-    nodes = [ClusterNode(m.name, m.nodeid, m.address, m.domain) for m in topo.members]
-    next_id = max(m.nodeid for m in topo.members) + 1
-    for offset, name in enumerate(_gnbd_server_guests(topo)):
-        guest = topo.guest(name)
-        nodes.append(ClusterNode(guest.name, next_id + offset, guest.address, guest.domain))
-    return nodes
-
-
-def _gnbd_server_guests(topo: Topology) -> list[str]:
-    return list(dict.fromkeys(e.server for e in topo.exports if e.protocol == "gnbd" and e.server_is_guest))
 
 
 class FenceMethod(NamedTuple):
@@ -87,7 +61,6 @@ def cluster_conf(topo: Topology, config_version: int = 1) -> str:
     """cluster.conf of this stack; raise config_version for every change cman should load."""
     if config_version < 1:
         raise ValueError(f"config_version must be at least 1, got {config_version}")
-    nodes = cluster_nodes(topo)
     # spec/rules.py leaves a validated topology only these methods.
     fencing = FENCE_METHODS[topo.fencing.method]
     root = etree.Element("cluster", {"name": topo.cluster_name, "config_version": str(config_version)})
@@ -95,7 +68,7 @@ def cluster_conf(topo: Topology, config_version: int = 1) -> str:
     # and the ordinary majority applies.
     etree.SubElement(root, "cman")
     etree.SubElement(root, "fence_daemon", FENCE_DAEMON)
-    root.append(_clusternodes(nodes, fencing))
+    root.append(_clusternodes(topo.cluster_nodes, fencing))
     devices = fencing.fencedevices(topo)
     if devices:
         section = etree.SubElement(root, "fencedevices")
@@ -106,7 +79,7 @@ def cluster_conf(topo: Topology, config_version: int = 1) -> str:
     return etree.tostring(root, pretty_print=True, xml_declaration=True, encoding="UTF-8").decode()
 
 
-def _clusternodes(nodes: list[ClusterNode], fencing: FenceMethod) -> etree._Element:
+def _clusternodes(nodes: tuple[ClusterNode, ...], fencing: FenceMethod) -> etree._Element:
     section = etree.Element("clusternodes")
     for node in nodes:
         element = etree.SubElement(section, "clusternode", {"name": node.name, "nodeid": str(node.nodeid), "votes": "1"})

@@ -57,7 +57,7 @@ def _totem(topo: Topology) -> Section:
 
 
 def _token(topo: Topology) -> tuple[tuple[str, Value], ...]:
-    emulated = topo.hypervisor(topo.spec.members.hypervisor).domain_type == "qemu"
+    emulated = topo.member_hypervisor.domain_type == "qemu"
     return (("token", EMULATED_TOKEN_MS),) if emulated else ()
 
 

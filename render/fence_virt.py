@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Union
 
-from render.cman import cluster_nodes
 from spec.topology import Topology
 
 # A block body: settings (name, value) and sub-blocks (name, body), in order.
@@ -57,7 +56,7 @@ def _group(topo: Topology) -> Body:
     # `uuid` entries are what a request may fence: fence_virtd compares them
     # case-insensitively with the requested domain, a name as well as a UUID.
     # `ip` entries are the source addresses allowed to ask.
-    nodes = cluster_nodes(topo)
+    nodes = topo.cluster_nodes
     return (
         [("name", topo.names.stack_id)]
         + [("uuid", node.domain) for node in nodes]

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from spec import keys
 from spec.display import looks_like_key, scrub, shown
-from spec.model import Meaning, StackSpec, config_keys
+from spec.model import Meaning, NotValidated, PartialStackSpec, StackSpec, config_keys
 from spec.rules import Context, Issue, check, secret_files
 from spec.vocabulary import SECRET_KEYS
 
@@ -191,24 +191,35 @@ def parse_pulumi_config(
     return config, secrets_set
 
 
-def _validated(config: Mapping[str, Any]) -> tuple[Optional[StackSpec], list[Issue]]:
+def _validated(
+    config: Mapping[str, Any], unread: frozenset[str] = frozenset()
+) -> tuple[StackSpec | PartialStackSpec, list[Issue]]:
+    """The spec, or only its keys that validated when others did not, and the model's
+    errors. UNREAD: keys whose text was refused already; each counts as invalid (neither
+    missing nor its default)."""
     known = set(config_keys())
     issues = [
         Issue(_key_name(key), f"unknown config key; known: {', '.join(sorted(known | set(SECRET_KEYS)))}")
         for key in config
         if key not in known
     ]
+    given = {k: v for k, v in config.items() if k in known}
+    errors: list = []
     try:
-        return StackSpec.model_validate({k: v for k, v in config.items() if k in known}), issues
+        spec = StackSpec.model_validate(given)
     except ValidationError as e:
-        return None, issues + [_issue(err) for err in e.errors()]
+        errors = e.errors()
+    else:
+        if not unread:
+            return spec, issues
+    issues += [_issue(err) for err in errors if err["loc"][0] not in unread]
+    return PartialStackSpec(given, unread | {err["loc"][0] for err in errors}), issues
 
 
 def load_spec(config: Mapping[str, Any], secrets_set: frozenset[str] = frozenset()) -> StackSpec:
     spec, issues = _validated(config)
-    if spec is not None:
-        issues += check(spec, Context(secrets_set=frozenset(secrets_set)))
-    if issues:
+    issues += check(spec, Context(secrets_set=frozenset(secrets_set)))
+    if issues or not isinstance(spec, StackSpec):
         raise SpecError(issues)
     return spec
 
@@ -287,15 +298,16 @@ def load_stack(raw: Mapping[str, str], project: str, encrypted: frozenset[str], 
     config, secrets_set, issues = _parse(raw, project, encrypted)
     # Only values held as secrets are looked at (one in plain text is refused already).
     values = {key: raw[f"{project}:{key}"] for key in secrets_set if f"{project}:{key}" in encrypted}
-    spec, model_issues = _validated(config)
-    issues += model_issues
+    spec, model_issues = _validated(config, frozenset(i.path for i in issues) & set(config_keys()))
+    issues += model_issues + check(spec, Context(secrets_set=secrets_set))
     files: Mapping[str, bytes] = {}
     public_key: Optional[str] = None
-    if spec is not None:
-        issues += check(spec, Context(secrets_set=secrets_set))
+    try:
         files, public_key, key_issues = _key_material(spec, values, read)
         issues += key_issues
-    if issues or spec is None or public_key is None:
+    except NotValidated:
+        pass  # a key naming the material did not validate; its own error says so
+    if issues or not isinstance(spec, StackSpec) or public_key is None:
         held = [*values.values(), *(d.decode("utf-8", "replace") for d in files.values())]
         raise SpecError([Issue(i.path, scrub(i.message, held)) for i in issues])
     return StackInput(spec, files, public_key)

@@ -7,12 +7,13 @@ fields live in spec/rules.py. No Pulumi import: this module decides, it does not
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Mapping, Optional
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
@@ -387,6 +388,33 @@ class StackSpec(Model):
     # Shared hypervisors: the image pool and base image come from the platform stack.
     platform: Optional[PlatformRef] = None
 
+
+class NotValidated(Exception):
+    """A top-level key of the stack that did not validate was read: whatever reads it
+    cannot be judged (the key's own error says what is wrong)."""
+
+
+class PartialStackSpec:
+    """The top-level keys of a stack config that validated, read like a StackSpec's
+    fields; reading one that did not (nor took its default in its place) raises
+    NotValidated. Lets the rules judge what they can of a stack with model errors."""
+
+    def __init__(self, config: Mapping[str, Any], invalid: frozenset[str]):
+        valid = _model_without(invalid).model_validate({k: v for k, v in config.items() if k not in invalid})
+        vars(self).update(valid)
+
+    # Called only for what __init__ did not set.
+    def __getattr__(self, name: str) -> Any:
+        if name in StackSpec.model_fields:
+            raise NotValidated(name)
+        raise AttributeError(name)
+
+
+@functools.cache
+def _model_without(keys: frozenset[str]) -> type[Model]:
+    """StackSpec without the fields of the config keys KEYS."""
+    fields = {n: (f.annotation, f) for n, f in StackSpec.model_fields.items() if (f.alias or n) not in keys}
+    return create_model("StackSpecPart", __base__=Model, **fields)
 
 
 def config_keys() -> list[str]:

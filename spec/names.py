@@ -7,7 +7,6 @@ tenants on one hypervisor can never collide.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass
 
@@ -16,7 +15,6 @@ PREFIX = "g2"
 BRIDGE_PREFIX = f"{PREFIX}br"
 # A date-based IQN naming authority; the year of the seed.
 IQN_AUTHORITY = "iqn.2007-09.org.gfs2-cluster"
-FENCE_PORT_BASE = 20000
 # Where libvirt's QEMU driver (system instance) keeps its per-domain logs on a hypervisor.
 QEMU_LOG_DIR = "/var/log/libvirt/qemu"
 # Where a stack without a platform keeps its volumes on a hypervisor (its own pool).
@@ -95,15 +93,6 @@ class Names:
 
     def vlan_interface(self, trunk: str) -> str:
         return f"{trunk}.{self.vlan_id}"
-
-    @property
-    def fence_port(self) -> int:
-        return FENCE_PORT_BASE + self.vlan_id
-
-    @property
-    def fence_multicast(self) -> ipaddress.IPv4Address:
-        # 225.0.0.0/16 keeps one group per VLAN id; 225.0.0.12 (the default) is VLAN 12.
-        return ipaddress.IPv4Address(f"225.0.{self.vlan_id // 256}.{self.vlan_id % 256}")
 
     @property
     def host_dir(self) -> str:

@@ -1,7 +1,8 @@
 """Rules that relate several fields of a StackSpec.
 
 Each rule yields Issues: the camelCase key path the user wrote and what is allowed.
-They all run (one run reports every problem) before any resource is registered.
+They all run (one run reports every problem) before any resource is registered, on a
+stack with model errors too: each rule that reads only keys that validated.
 """
 
 from __future__ import annotations
@@ -14,17 +15,25 @@ from typing import Callable, Iterable, Iterator, Optional
 
 from spec import gfs2
 from spec.display import shown
-from spec.model import LV_FIXED, LV_PERCENT, Export, StackSpec
-from spec.names import (
-    BRIDGE_PREFIX,
-    CIB_DERIVED,
-    DATA_DISK_DEVICES,
+from spec.model import LV_FIXED, LV_PERCENT, Export, NotValidated, PartialStackSpec, StackSpec
+from spec.names import BRIDGE_PREFIX, CIB_DERIVED, DATA_DISK_DEVICES, fs_resource_id, lvm_resource_id
+from spec.topology import (
     FENCE_PORT_BASE,
-    Names,
-    fs_resource_id,
-    lvm_resource_id,
+    HOST,
+    HOST_OFFSET,
+    cluster_name,
+    cluster_node_names,
+    export_port,
+    guest_hypervisor,
+    journals,
+    lock_table,
+    member_count,
+    member_names,
+    names_of,
+    planned_addresses,
+    resolved_selinux,
 )
-from spec.vocabulary import DEFAULT_PORTS, SECRET_KEYS
+from spec.vocabulary import SECRET_KEYS
 
 GFS2_MAX_NODES = 16
 # cman keeps the cluster name in a 16-byte field ("The cluster name cannot exceed 15
@@ -63,21 +72,6 @@ def rule(fn: Rule) -> Rule:
     return fn
 
 
-def member_count(spec: StackSpec) -> int:
-    m = spec.members
-    if m.names is not None:
-        return len(m.names)
-    return m.count if m.count is not None else 3
-
-
-def member_names(spec: StackSpec) -> list[str]:
-    return list(spec.members.names or [f"m{i + 1}" for i in range(member_count(spec))])
-
-
-def cluster_name(spec: StackSpec) -> str:
-    return spec.cluster.name or Names(spec.tenant, spec.environment, spec.network.vlan_id).cluster
-
-
 def _duplicates(values: Iterable) -> set:
     return {v for v, n in Counter(values).items() if n > 1}
 
@@ -111,14 +105,13 @@ XEN_MAX_WEIGHT = 65535
 
 @rule
 def cpu_limits(spec: StackSpec, ctx: Context) -> Iterator[Issue]:
-    hv = {h.name: h for h in spec.hypervisors}
     guests = [("members", spec.members, spec.members.hypervisor)] + [
         (f"storage.servers[{i}]", s, s.hypervisor) for i, s in enumerate(spec.storage.servers)
     ]
     for path, g, where in guests:
         if g.cpu_cap_percent is not None and g.cpu_cap_percent > 100 * g.vcpu:
             yield Issue(f"{path}.cpuCapPercent", f"{g.cpu_cap_percent}% is more than {g.vcpu} vCPU can use ({100 * g.vcpu}%)")
-        on_xen = hv.get(where, spec.hypervisors[0]).domain_type == "xen"
+        on_xen = guest_hypervisor(spec, where).domain_type == "xen"
         if on_xen and g.cpu_shares is not None and g.cpu_shares > XEN_MAX_WEIGHT:
             yield Issue(f"{path}.cpuShares", f"the Xen credit scheduler's weight is at most {XEN_MAX_WEIGHT}")
 
@@ -137,7 +130,7 @@ def hypervisor_references(spec: StackSpec, ctx: Context) -> Iterator[Issue]:
             )
         if spec.network.mode == "vlan" and h.trunk is None:
             yield Issue(f"hypervisors[{i}].trunk", "network.mode vlan needs the interface that carries the VLANs")
-        if h.trunk is not None and len(Names(spec.tenant, spec.environment, spec.network.vlan_id).vlan_interface(h.trunk)) > 15:
+        if h.trunk is not None and len(names_of(spec).vlan_interface(h.trunk)) > 15:
             yield Issue(f"hypervisors[{i}].trunk", f"{h.trunk}.{spec.network.vlan_id} is longer than 15 characters")
         user = h.ssh_target.split("@", 1)[0] if h.ssh_target else "root"
         if user != "root":
@@ -174,21 +167,17 @@ def node_login(spec: StackSpec, ctx: Context) -> Iterator[Issue]:
         )
 
 
-def _guest_hypervisor(spec: StackSpec, ref: Optional[str]) -> str:
-    return ref if ref is not None else spec.hypervisors[0].name
-
-
 @rule
 def guests_reach_each_other(spec: StackSpec, ctx: Context) -> Iterator[Issue]:
     """Guests on several hypervisors share the tenant's VLAN; an isolated network is one
     host's own. And the tenant's fence_virtd, on the members' hypervisor, sees only the
     domains there: every cluster node must run there."""
-    members_on = _guest_hypervisor(spec, spec.members.hypervisor)
-    cluster_nodes = set(cman_nodes(spec)) if spec.generation == "legacy" else set()
+    members_on = guest_hypervisor(spec, spec.members.hypervisor).name
+    cluster_nodes = set(cluster_node_names(spec)) if spec.generation == "legacy" else set()
     for i, s in enumerate(spec.storage.servers):
         if s.kind != "guest":
             continue
-        on = _guest_hypervisor(spec, s.hypervisor)
+        on = guest_hypervisor(spec, s.hypervisor).name
         if on == members_on:
             continue
         if spec.network.mode == "isolated":
@@ -236,28 +225,19 @@ def cluster_and_lock_table(spec: StackSpec, ctx: Context) -> Iterator[Issue]:
             if fs is None or fs.lock_table is None:
                 continue
             at = f"storage.volumeGroups[{i}].logicalVolumes[{j}].filesystem.lockTable"
-            cluster, sep, fs_name = fs.lock_table.partition(":")
-            if not sep or cluster != name or fs_name != fs.fs_name:
+            if fs.lock_table != lock_table(name, fs.fs_name):
                 yield Issue(
                     at,
-                    f"must be {name}:{fs.fs_name} (CLUSTER:FS with this stack's cluster name), got {shown(fs.lock_table)}; "
+                    f"must be {lock_table(name, fs.fs_name)} (CLUSTER:FS with this stack's cluster name), got {shown(fs.lock_table)}; "
                     "or leave it out (it is derived)",
                 )
-
-
-def cman_nodes(spec: StackSpec) -> list[str]:
-    """Every cman node of a legacy cluster: the members, then each guest serving GNBD
-    (gnbd_serv exports uncached devices only in cluster mode)."""
-    guests = {s.name for s in spec.storage.servers if s.kind == "guest"}
-    servers = [e.server for e in spec.storage.exports if e.protocol == "gnbd" and e.server in guests]
-    return member_names(spec) + list(dict.fromkeys(servers))
 
 
 @rule
 def cman_limits(spec: StackSpec, ctx: Context) -> Iterator[Issue]:
     if spec.generation != "legacy":
         return
-    nodes = cman_nodes(spec)
+    nodes = cluster_node_names(spec)
     servers = len(nodes) - member_count(spec)
     if len(nodes) > CMAN_MAX_NODES:
         yield Issue(
@@ -351,12 +331,6 @@ def _mount_options(path: str, options: list[str], generation: str) -> Iterator[I
         yield Issue(f"{path}[{k}]", f"{shown(options[k])} {problem}")
 
 
-def resolved_selinux(spec: StackSpec) -> str:
-    if spec.selinux is not None:
-        return spec.selinux
-    return "enforcing" if spec.image.has_selinux else "disabled"
-
-
 @rule
 def selinux_available(spec: StackSpec, ctx: Context) -> Iterator[Issue]:
     if spec.selinux in ("enforcing", "permissive") and not spec.image.has_selinux:
@@ -430,10 +404,6 @@ def storage_references(spec: StackSpec, ctx: Context) -> Iterator[Issue]:
                     f"storage.volumeGroups[{i}].logicalVolumes[{j}].size",
                     "a %FREE size takes what is left, so only the last logical volume may use it; give this one a size such as 100G",
                 )
-
-
-def export_port(e: Export) -> int:
-    return e.port or DEFAULT_PORTS[e.protocol]
 
 
 def _endpoint(spec: StackSpec, server: str) -> str:
@@ -578,11 +548,11 @@ def logical_volume_sizes(spec: StackSpec, ctx: Context) -> Iterator[Issue]:
                     )
                     continue
             fs = lv.filesystem
-            journals = (fs.journals or members + 1) if fs else 0
-            if size is not None and fs is not None and size < journals * JOURNAL_MIN_MIB:
+            count = journals(fs, members) if fs else 0
+            if size is not None and fs is not None and size < count * JOURNAL_MIN_MIB:
                 yield Issue(
                     at,
-                    f"{_mib_text(size)} cannot hold the {journals} journals of {fs.fs_name} "
+                    f"{_mib_text(size)} cannot hold the {count} journals of {fs.fs_name} "
                     f"(mkfs.gfs2 makes each at least {JOURNAL_MIN_MIB}M); make it larger",
                 )
 
@@ -613,32 +583,6 @@ def pacemaker_ids(spec: StackSpec, ctx: Context) -> Iterator[Issue]:
                 path,
                 f"{name!r} gives the pacemaker ID {rsc_id}, which collides with {other_name!r} ({other_path}): {why}; rename one",
             )
-
-
-# The hypervisor's key in planned_addresses(); no label can contain "@".
-HOST = "@host"
-# Offsets inside network.cidr for addresses the user did not give.
-HOST_OFFSET = 1
-SERVER_OFFSET = 10
-MEMBER_OFFSET = 20
-
-
-def planned_addresses(spec: StackSpec) -> dict[str, tuple[str, ipaddress.IPv4Address]]:
-    """Every address on the tenant network by owner (HOST, a server or member name),
-    with the key path it came from (or the key to set when it is a default)."""
-    cidr = spec.network.cidr
-    out: dict[str, tuple[str, ipaddress.IPv4Address]] = {}
-    host = spec.network.host_address
-    out[HOST] = ("network.hostAddress", host or cidr.network_address + HOST_OFFSET)
-    for i, s in enumerate(spec.storage.servers):
-        out[s.name] = (f"storage.servers[{i}].address", s.address or cidr.network_address + SERVER_OFFSET + i + 1)
-    given = spec.members.addresses
-    for i, name in enumerate(member_names(spec)):
-        if given is not None and i < len(given):
-            out[name] = (f"members.addresses[{i}]", given[i])
-        else:
-            out[name] = ("members.addresses", cidr.network_address + MEMBER_OFFSET + i + 1)
-    return out
 
 
 def _unusable_range(cidr: ipaddress.IPv4Network) -> Optional[str]:
@@ -694,7 +638,7 @@ def network_mode(spec: StackSpec, ctx: Context) -> Iterator[Issue]:
         # Named here it could be another tenant's g2brN, or a bridge the host already has.
         yield Issue(
             "network.bridge",
-            f"network.mode {net.mode} makes the tenant's own bridge {Names(spec.tenant, spec.environment, net.vlan_id).bridge}; "
+            f"network.mode {net.mode} makes the tenant's own bridge {names_of(spec).bridge}; "
             "network.bridge names an existing Open vSwitch bridge (mode ovs) only: remove it",
         )
     elif net.bridge is not None and net.bridge.startswith(BRIDGE_PREFIX):
@@ -774,5 +718,14 @@ def secret_files(spec: StackSpec) -> dict[str, Optional[str]]:
     return {"sshPrivateKey": spec.ssh.private_key_file, "fenceKey": spec.fencing.key_file, "clusterAuthKey": spec.cluster.auth_key_file}
 
 
-def check(spec: StackSpec, ctx: Context = Context()) -> list[Issue]:
-    return [issue for r in RULES for issue in r(spec, ctx)]
+def check(spec: StackSpec | PartialStackSpec, ctx: Context = Context()) -> list[Issue]:
+    """The issues of every rule that can judge SPEC. A rule that reads a key of a
+    PartialStackSpec that did not validate cannot: all it found is left out, as it could
+    be wrong (the key's own error is reported)."""
+    issues: list[Issue] = []
+    for r in RULES:
+        try:
+            issues += list(r(spec, ctx))
+        except NotValidated:
+            continue
+    return issues

@@ -9,12 +9,114 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, get_args
 
-from spec.model import GuestSize, Hypervisor, StackSpec
+from spec.model import Export, Filesystem, GuestSize, Hypervisor, StackSpec
 from spec.names import DATA_DISK_DEVICES, Names
-from spec.rules import HOST, cluster_name, export_port, member_count, member_names, planned_addresses, resolved_selinux
 from spec.vocabulary import FenceMethod, GuestRole, Protocol, SelinuxMode
+
+# --- defaults: what a stack leaves out, decided here only ------------------------------
+# The rules (spec/rules.py) judge a stack by these too.
+
+DEFAULT_MEMBER_COUNT = 3
+# Where each export protocol listens unless the stack gives a port.
+DEFAULT_PORTS: dict[str, int] = {"nbd": 10809, "iscsi": 3260, "gnbd": 14567}
+assert set(DEFAULT_PORTS) == set(get_args(Protocol))
+# A tenant's fence_virtd listens on FENCE_PORT_BASE + its VLAN id: one port per tenant
+# on a hypervisor.
+FENCE_PORT_BASE = 20000
+# The hypervisor's key in planned_addresses(); no label can contain "@".
+HOST = "@host"
+# Offsets inside network.cidr for addresses the user did not give.
+HOST_OFFSET = 1
+SERVER_OFFSET = 10
+MEMBER_OFFSET = 20
+
+
+def member_count(spec: StackSpec) -> int:
+    m = spec.members
+    if m.names is not None:
+        return len(m.names)
+    return m.count if m.count is not None else DEFAULT_MEMBER_COUNT
+
+
+def member_names(spec: StackSpec) -> list[str]:
+    return list(spec.members.names or [f"m{i + 1}" for i in range(member_count(spec))])
+
+
+def names_of(spec: StackSpec) -> Names:
+    return Names(spec.tenant, spec.environment, spec.network.vlan_id)
+
+
+def cluster_name(spec: StackSpec) -> str:
+    return spec.cluster.name or names_of(spec).cluster
+
+
+def lock_table(cluster: str, fs_name: str) -> str:
+    """The DLM lock table of a file system; a stack that gives one must give this one."""
+    return f"{cluster}:{fs_name}"
+
+
+def journals(fs: Filesystem, members: int) -> int:
+    # One per member plus one spare for a member added later.
+    return fs.journals or members + 1
+
+
+def cluster_node_names(spec: StackSpec) -> list[str]:
+    """The guests in the cluster membership: the members, then each guest serving GNBD
+    (legacy). GFS needs uncached GNBD exports, and gnbd_serv exports uncached devices
+    only in cluster mode (not with -n), so a GNBD server is a cluster node that mounts
+    no GFS2."""
+    guests = {s.name for s in spec.storage.servers if s.kind == "guest"}
+    servers = [e.server for e in spec.storage.exports if e.protocol == "gnbd" and e.server in guests]
+    return member_names(spec) + list(dict.fromkeys(servers))
+
+
+def guest_hypervisor(spec: StackSpec, name: Optional[str]) -> Hypervisor:
+    """The hypervisor a guest naming NAME runs on: the first one when it names none."""
+    hvs = spec.hypervisors
+    return next((h for h in hvs if h.name == name), hvs[0])
+
+
+def export_port(e: Export) -> int:
+    return e.port or DEFAULT_PORTS[e.protocol]
+
+
+def fence_port(spec: StackSpec) -> int:
+    return spec.fencing.port or FENCE_PORT_BASE + spec.network.vlan_id
+
+
+def fence_multicast(spec: StackSpec) -> ipaddress.IPv4Address:
+    # 225.0.0.0/16 keeps one group per VLAN id; 225.0.0.12 (the default) is VLAN 12.
+    vlan = spec.network.vlan_id
+    return spec.fencing.multicast_address or ipaddress.IPv4Address(f"225.0.{vlan // 256}.{vlan % 256}")
+
+
+def resolved_selinux(spec: StackSpec) -> SelinuxMode:
+    if spec.selinux is not None:
+        return spec.selinux
+    return "enforcing" if spec.image.has_selinux else "disabled"
+
+
+def planned_addresses(spec: StackSpec) -> dict[str, tuple[str, ipaddress.IPv4Address]]:
+    """Every address on the tenant network by owner (HOST, a server or member name),
+    with the key path it came from (or the key to set when it is a default)."""
+    cidr = spec.network.cidr
+    out: dict[str, tuple[str, ipaddress.IPv4Address]] = {}
+    host = spec.network.host_address
+    out[HOST] = ("network.hostAddress", host or cidr.network_address + HOST_OFFSET)
+    for i, s in enumerate(spec.storage.servers):
+        out[s.name] = (f"storage.servers[{i}].address", s.address or cidr.network_address + SERVER_OFFSET + i + 1)
+    given = spec.members.addresses
+    for i, name in enumerate(member_names(spec)):
+        if given is not None and i < len(given):
+            out[name] = (f"members.addresses[{i}]", given[i])
+        else:
+            out[name] = ("members.addresses", cidr.network_address + MEMBER_OFFSET + i + 1)
+    return out
+
+
+# --- the topology ------------------------------------------------------------------------
 
 
 def guest_device(domain_type: str, target: str) -> str:
@@ -43,11 +145,18 @@ class Guest:
 
 
 @dataclass(frozen=True)
-class Member:
+class ClusterNode:
+    """A guest in the cluster membership."""
+
     name: str
     nodeid: int
     address: ipaddress.IPv4Address
-    domain: str
+    domain: str  # libvirt domain, what fence_xvm names
+
+
+@dataclass(frozen=True)
+class Member(ClusterNode):
+    """A cluster node that mounts the file systems."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +219,8 @@ class Topology:
     host_address: ipaddress.IPv4Address
     bridge: str
     members: tuple[Member, ...]
+    # The members, then the guests serving GNBD (cluster_node_names).
+    cluster_nodes: tuple[ClusterNode, ...]
     guests: tuple[Guest, ...]
     exports: tuple[ExportPlan, ...]
     volume_groups: tuple[VolumeGroupPlan, ...]
@@ -131,8 +242,7 @@ class Topology:
         return next(g for g in self.guests if g.name == name)
 
     def hypervisor(self, name: Optional[str]) -> Hypervisor:
-        hvs = self.spec.hypervisors
-        return next((h for h in hvs if h.name == name), hvs[0])
+        return guest_hypervisor(self.spec, name)
 
     @property
     def member_hypervisor(self) -> Hypervisor:
@@ -147,10 +257,8 @@ class Topology:
 
 def build(spec: StackSpec) -> Topology:
     """The topology of a spec that passed spec.rules.check()."""
-    names = Names(spec.tenant, spec.environment, spec.network.vlan_id)
+    names = names_of(spec)
     net = spec.network
-    hv = {h.name: h for h in spec.hypervisors}
-    first_hv = spec.hypervisors[0]
     n = member_count(spec)
     address = {owner: a for owner, (_, a) in planned_addresses(spec).items()}
 
@@ -168,7 +276,7 @@ def build(spec: StackSpec) -> Topology:
         disks = tuple(
             DataDisk(e.name, e.size_gib, DATA_DISK_DEVICES[k]) for k, e in enumerate(exports_by_server.get(s.name, []))
         )
-        server_hv = hv.get(s.hypervisor, first_hv)
+        server_hv = guest_hypervisor(spec, s.hypervisor)
         for d in disks:
             export_device[d.export] = guest_device(server_hv.domain_type, d.target)
         guests.append(
@@ -177,8 +285,13 @@ def build(spec: StackSpec) -> Topology:
     members = tuple(
         Member(name, i + 1, address[name], names.domain(name)) for i, name in enumerate(member_names(spec))
     )
-    member_hv = hv.get(spec.members.hypervisor, first_hv)
+    member_hv = guest_hypervisor(spec, spec.members.hypervisor)
     guests += [Guest(m.name, "member", m.domain, m.address, member_hv, spec.members) for m in members]
+    # cman numbers the GNBD servers after the members.
+    servers = cluster_node_names(spec)[n:]
+    cluster_nodes = members + tuple(
+        ClusterNode(name, n + k + 1, address[name], names.domain(name)) for k, name in enumerate(servers)
+    )
 
     kinds = {s.name: s.kind for s in spec.storage.servers}
     exports = tuple(
@@ -209,8 +322,8 @@ def build(spec: StackSpec) -> Topology:
                         vg.name,
                         lv.name,
                         lv.filesystem.fs_name,
-                        f"{cname}:{lv.filesystem.fs_name}",
-                        lv.filesystem.journals or n + 1,
+                        lock_table(cname, lv.filesystem.fs_name),
+                        journals(lv.filesystem, n),
                         lv.filesystem.mount_point,
                         _mount_options(spec, lv.filesystem),
                     ),
@@ -221,8 +334,7 @@ def build(spec: StackSpec) -> Topology:
         for vg in spec.storage.volume_groups
     )
 
-    f = spec.fencing
-    fencing = FencingPlan(f.method, f.port or names.fence_port, f.multicast_address or names.fence_multicast)
+    fencing = FencingPlan(spec.fencing.method, fence_port(spec), fence_multicast(spec))
     return Topology(
         spec=spec,
         names=names,
@@ -232,6 +344,7 @@ def build(spec: StackSpec) -> Topology:
         host_address=address[HOST],
         bridge=net.bridge or names.bridge,
         members=members,
+        cluster_nodes=cluster_nodes,
         guests=tuple(guests),
         exports=exports,
         volume_groups=vgs,
@@ -239,7 +352,7 @@ def build(spec: StackSpec) -> Topology:
     )
 
 
-def _mount_options(spec: StackSpec, fs) -> tuple[str, ...]:
+def _mount_options(spec: StackSpec, fs: Filesystem) -> tuple[str, ...]:
     opts = list(fs.mount_options)
     # One context for the whole file system: SELinux then reads no per-file labels.
     if fs.selinux_context and resolved_selinux(spec) != "disabled":

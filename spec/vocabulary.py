@@ -6,7 +6,7 @@ No Pulumi import.
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Literal
 
 # Pulumi projects: the tenant program (Pulumi.yaml) and the platform (platform/Pulumi.yaml).
 PROJECT = "gfs2-cluster"
@@ -32,7 +32,3 @@ ServerKind = Literal["guest", "external"]
 BootMode = Literal["direct", "bootloader"]
 ImageFormat = Literal["qcow2", "raw"]
 GuestRole = Literal["member", "server"]
-
-# Where each export protocol listens unless the stack gives a port.
-DEFAULT_PORTS: dict[str, int] = {"nbd": 10809, "iscsi": 3260, "gnbd": 14567}
-assert set(DEFAULT_PORTS) == set(get_args(Protocol))

@@ -207,7 +207,7 @@ def leftovers(topo: Topology) -> list[str]:
     rules = sh("iptables", "-S", check=False).stdout
     found += [f"iptables: {line}" for line in rules.splitlines()
               if topo.bridge in line or re.search(rf"\b{re.escape(chain)}(-in)?\b", line)
-              or f"--dport {names.fence_port}" in line]
+              or f"--dport {topo.fencing.port}" in line]
     ps = sh("ps", "-eo", "pid=,args=").stdout
     found += [f"process {line.strip()}" for line in ps.splitlines() if names.host_dir + "/" in line]
     if Path(names.host_dir).exists():
@@ -244,7 +244,7 @@ def purge(topo: Topology) -> list[str]:
         sh("iptables", "-F", table_chain, check=False)
         sh("iptables", "-X", table_chain, check=False)
     for rule in sh("iptables", "-S", check=False).stdout.splitlines():
-        if rule.startswith("-A ") and f"--dport {names.fence_port}" in rule:
+        if rule.startswith("-A ") and f"--dport {topo.fencing.port}" in rule:
             sh("iptables", *shlex.split(rule.replace("-A ", "-D ", 1)), check=False)
     # The guard goes last, as in a destroy: nothing of the lab is left to route anyway.
     sh("bash", "-c", lab_guard(topo).delete, check=False)

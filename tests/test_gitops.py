@@ -7,12 +7,14 @@ from __future__ import annotations
 import itertools
 import re
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
 from conftest import ROOT, example_stacks, require_tool
-from spec.vocabulary import SECRET_KEYS
+from spec.vocabulary import PROJECT, SECRET_KEYS
 from tools.gitops import PLATFORM_DIR, TENANT_DIR, changed_files, plan, run, stacks
 
 PIPELINE = yaml.safe_load((ROOT / ".gitlab-ci.yml").read_text())
@@ -133,10 +135,48 @@ def test_every_tenant_run_uses_the_policy_pack_with_the_platform_registry():
     assert "pulumi stack output registry --json" in CI_STACK
 
 
-def test_secrets_come_from_ci_variables_on_stdin():
-    for key in SECRET_KEYS:
-        assert f"{key}:" in CI_STACK
-    assert "printf '%s' \"${!variable}\" | pulumi config set --secret" in CI_STACK
+# The CI secret store's variables of a tenant, as README's "adding a tenant" names them.
+CI_SECRETS = {
+    "INITECH_PROD_SSH_PRIVATE_KEY": "sshPrivateKey",
+    "INITECH_PROD_FENCE_KEY": "fenceKey",
+    "INITECH_PROD_CLUSTER_AUTH_KEY": "clusterAuthKey",
+}
+FAKE_PULUMI = """#!/bin/sh
+# Logs each call as ARGS | STDIN; a stack of this test names no platform.
+case "$1 $2" in
+  "config set") stdin=$(cat) ;;
+  "config get") exit 1 ;;
+esac
+printf '%s | %s\\n' "$*" "$stdin" >>"$PULUMI_LOG"
+"""
+
+
+def test_secrets_come_from_ci_variables_on_stdin(tmp_path):
+    assert set(CI_SECRETS.values()) == set(SECRET_KEYS)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, script in (("pulumi", FAKE_PULUMI), ("make", "#!/bin/sh\n")):
+        (bin_dir / name).write_text(script)
+        (bin_dir / name).chmod(0o755)
+    given = {variable: f"TEST-ONLY-{variable}" for variable in CI_SECRETS if variable != "INITECH_PROD_FENCE_KEY"}
+    env = {
+        # The venv's python3 first, as tools/env.sh puts it.
+        "PATH": f"{bin_dir}:{Path(sys.executable).parent}:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "TMPDIR": str(tmp_path),
+        "GFS2_CACHE_DIR": str(tmp_path / "cache"),
+        "PULUMI_BACKEND_URL": f"file://{tmp_path}/backend",
+        "PULUMI_CONFIG_PASSPHRASE": "test",
+        "PULUMI_LOG": str(tmp_path / "pulumi.log"),
+        **given,
+    }
+    subprocess.run([ROOT / "tools" / "ci-stack.sh", "preview", "stacks", "initech-prod"], env=env, check=True)
+    calls = (tmp_path / "pulumi.log").read_text().splitlines()
+    assert [c for c in calls if c.startswith("config set")] == [
+        f"config set --secret {PROJECT}:{CI_SECRETS[variable]} --stack initech-prod | {value}"
+        for variable, value in given.items()
+    ]
+    assert calls[-1].startswith("preview --stack initech-prod")
     assert not re.search(r"PRIVATE KEY", (ROOT / ".gitlab-ci.yml").read_text() + CI_STACK)
     assert "variables" not in PIPELINE  # nothing secret (nor anything else) in the file
     assert ': "${PULUMI_CONFIG_PASSPHRASE:?set PULUMI_CONFIG_PASSPHRASE in the CI secret store}"' in CI_STACK

@@ -8,7 +8,8 @@
 #   PULUMI_CONFIG_PASSPHRASE                           (all stacks)
 #   GFS2_PLUGIN_DIR                                    (provider plugin archives on the runner)
 #   <STACK>_SSH_PRIVATE_KEY, <STACK>_FENCE_KEY, <STACK>_CLUSTER_AUTH_KEY
-#                                                      (tenant stacks; STACK upper-cased, - as _)
+#                                                      (tenant stacks; STACK upper-cased, - as _;
+#                                                      one per secret config key, in upper snake case)
 set -euo pipefail
 
 verb=$1
@@ -23,6 +24,8 @@ make -C "$root" setup
 . "$root/tools/env.sh"
 # A password in the URL would be printed by the engine's errors; say where the state is.
 python3 "$root/tools/backend.py" check
+# The project's name and its secret config keys, as spec/vocabulary.py names them.
+vocabulary() { PYTHONPATH=$root python3 -c "from spec.vocabulary import PROJECT, SECRET_KEYS; print($1)"; }
 # stacks/ belongs to the project at the top, platform/stacks/ to platform/.
 cd "$root/$(dirname "$folder")"
 pulumi stack select --create "$stack"
@@ -30,15 +33,17 @@ pulumi stack select --create "$stack"
 policy=()
 if [[ $folder == stacks ]]; then
   prefix=$(tr 'a-z-' 'A-Z_' <<<"$stack")
-  for pair in sshPrivateKey:SSH_PRIVATE_KEY fenceKey:FENCE_KEY clusterAuthKey:CLUSTER_AUTH_KEY; do
-    variable="${prefix}_${pair#*:}"
+  project=$(vocabulary PROJECT)
+  secret_keys=$(vocabulary '*SECRET_KEYS')
+  for key in $secret_keys; do
+    variable="${prefix}_$(sed -E 's/([A-Z])/_\1/g' <<<"$key" | tr '[:lower:]' '[:upper:]')"
     if [[ -n ${!variable:-} ]]; then
       # On stdin: the value never reaches a command line or the job log.
-      printf '%s' "${!variable}" | pulumi config set --secret "gfs2-cluster:${pair%%:*}" --stack "$stack"
+      printf '%s' "${!variable}" | pulumi config set --secret "$project:$key" --stack "$stack"
     fi
   done
   # The platform's registry of tenants is the policy pack's view of the other tenants.
-  platform=$(pulumi config get gfs2-cluster:platform --stack "$stack" 2>/dev/null || true)
+  platform=$(pulumi config get "$project:platform" --stack "$stack" 2>/dev/null || true)
   if [[ -n $platform ]]; then
     platform=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get("stack",""))' "$platform")
   fi

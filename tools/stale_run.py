@@ -25,10 +25,10 @@ from base64 import b64decode
 from pathlib import Path
 from urllib.parse import urlsplit
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# tools/ for its neighbour backend.py; the project root for the project's own name.
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent.parent)]
 import backend  # noqa: E402
-
-PROJECT = "gfs2-cluster"
+from spec.vocabulary import PROJECT  # noqa: E402
 
 
 def alive(pid: int) -> bool:

@@ -18,10 +18,6 @@ class Generation(Protocol):
     # it joins ready for the cluster's resources; clvmd needs the membership first.
     locking_before_join: bool
 
-    def cluster_nodes(self, topo: Topology) -> tuple[str, ...]:
-        """Short names of the guests that join the cluster membership."""
-        ...
-
     def roster(self, topo: Topology) -> Optional[NodeScript]:
         """Per cluster node, before any node joins: the cluster config, with the
         authkey (base64) on stdin; None where the membership step writes its own."""

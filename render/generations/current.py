@@ -69,9 +69,6 @@ class Current:
     name: str = "current"
     locking_before_join: bool = True
 
-    def cluster_nodes(self, topo: Topology) -> tuple[str, ...]:
-        return tuple(m.name for m in topo.members)
-
     def roster(self, topo: Topology) -> Optional[NodeScript]:
         return node_script(
             "corosync",

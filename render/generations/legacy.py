@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from render.cman import cluster_conf, cluster_nodes
+from render.cman import cluster_conf
 from render.generations.base import lv_lines
 from render.script import NodeScript, node_script
 from spec.topology import FilesystemPlan, Member, Topology, VolumeGroupPlan
@@ -17,10 +17,6 @@ QUORUM_TIMEOUT = 300
 class Legacy:
     name: str = "legacy"
     locking_before_join: bool = False
-
-    def cluster_nodes(self, topo: Topology) -> tuple[str, ...]:
-        # GNBD servers run gnbd_serv in cluster mode, so they are cman nodes too.
-        return tuple(node[0] for node in cluster_nodes(topo))
 
     def roster(self, topo: Topology) -> Optional[NodeScript]:
         return None
@@ -39,7 +35,7 @@ class Legacy:
             "cluster-ready",
             "cman_quorum.sh",
             "cman_quorum_delete.sh",
-            nodes=len(self.cluster_nodes(topo)),
+            nodes=len(topo.cluster_nodes),
             timeout=QUORUM_TIMEOUT,
         )
 

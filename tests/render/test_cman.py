@@ -10,7 +10,7 @@ import pytest
 from lxml import etree
 
 from conftest import stack_config
-from render.cman import FENCE_DAEMON, check_cluster_conf, cluster_conf, cluster_nodes
+from render.cman import FENCE_DAEMON, check_cluster_conf, cluster_conf
 from spec import build, load_spec
 from spec import SpecError
 from spec.vocabulary import SECRET_KEYS
@@ -63,7 +63,7 @@ def test_nodes_are_the_members_then_the_gnbd_server():
     topo = topology(acme())
     nodes = [(n.get("name"), n.get("nodeid"), n.get("votes")) for n in rendered().iter("clusternode")]
     assert nodes == [("web1", "1", "1"), ("web2", "2", "1"), ("web3", "3", "1"), ("gnbd1", "4", "1")]
-    assert [n.domain for n in cluster_nodes(topo)] == [topo.guest(name).domain for name, _, _ in nodes]
+    assert [n.domain for n in topo.cluster_nodes] == [topo.guest(name).domain for name, _, _ in nodes]
 
 
 def test_every_node_is_fenced_by_fence_xvm_with_its_own_domain():

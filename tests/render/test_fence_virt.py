@@ -12,7 +12,6 @@ from typing import Callable, NamedTuple
 import pytest
 
 from conftest import example_stacks, require_tool, stack_config
-from render.cman import cluster_nodes
 from render.fence_virt import fence_virt_conf
 from spec import build, load_spec
 from spec.vocabulary import SECRET_KEYS
@@ -99,7 +98,7 @@ def test_listener_is_this_tenants_bridge_group_port_and_key(stack):
 def test_group_holds_exactly_the_tenants_cluster_nodes(stack):
     topo = topology(stack)
     group = section(parse(render(topo)), "groups", "group")
-    nodes = cluster_nodes(topo)
+    nodes = topo.cluster_nodes
     assert values(group, "name") == [topo.names.stack_id]
     assert Counter(values(group, "uuid")) == Counter(n.domain for n in nodes)
     assert Counter(values(group, "ip")) == Counter(str(n.address) for n in nodes)
@@ -245,7 +244,7 @@ def ask_real_daemon(
     for tool in ("unshare", "ip", "stdbuf", "fence_virtd", "fence_xvm"):
         require_tool(tool)
     nodes = tmp_path / "node.xml"
-    nodes.write_text(node_xml([n.domain for n in cluster_nodes(topo)] + [FOREIGN_DOMAIN]))
+    nodes.write_text(node_xml([n.domain for n in topo.cluster_nodes] + [FOREIGN_DOMAIN]))
     key = tmp_path / "fence_xvm.key"
     key.write_bytes(bytes(range(32)))
     conf = tmp_path / "fence_virt.conf"
@@ -270,7 +269,7 @@ def ask_real_daemon(
 @pytest.mark.parametrize("stack", STACKS)
 def test_real_daemon_fences_only_this_tenants_nodes_and_only_for_them(stack, tmp_path):
     topo = topology(stack)
-    nodes = cluster_nodes(topo)
+    nodes = topo.cluster_nodes
     outsider = str(topo.spec.network.cidr.network_address + 99)
     assert outsider not in {str(n.address) for n in nodes}
     own = (str(nodes[0].address), nodes[-1].domain)
