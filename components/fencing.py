@@ -32,6 +32,7 @@ class FencingArgs:
 
 class Fencing(pulumi.ComponentResource):
     armed: list[pulumi.Resource]
+    listener: Optional[pulumi.Resource] = None
 
     def __init__(self, name: str, args: FencingArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("gfs2-cluster:fencing:Fencing", name, None, opts)
@@ -39,7 +40,7 @@ class Fencing(pulumi.ComponentResource):
         self.armed = []
         if topo.fencing.method == "fence_xvm":
             hv = topo.member_hypervisor
-            listener = FenceListener(
+            self.listener = listener = FenceListener(
                 f"{name}-listener",
                 FenceListenerArgs(topo, hv, args.fence_key_b64, args.private_key, after=args.listener_after),
                 pulumi.ResourceOptions(parent=self),

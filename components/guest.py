@@ -100,6 +100,9 @@ class GuestMachine(pulumi.ComponentResource):
             consoles=[libvirt.DomainConsoleArgs(type="pty", target_port="0", target_type="serial")],
             xml=libvirt.DomainXmlArgs(xslt=domain_xslt(topo, g)),
             running=True,
+            # Back after a reboot of the hypervisor; its boot hook first restores the
+            # tenant's pieces there (render/host.py boot_hook_text).
+            autostart=True,
             opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[args.network]),
         )
         if g.hypervisor.domain_type == "xen" and g.size.cpu_cap_percent is not None:

@@ -9,7 +9,7 @@ from typing import Optional
 import pulumi
 import pulumi_libvirt as libvirt
 
-from components.access import Access, run_on_node
+from components.access import Access, run_on_hypervisor, run_on_node
 from components.block_device import SharedBlockDevice, SharedBlockDeviceArgs
 from components.fencing import Fencing, FencingArgs
 from components.gfs2 import Gfs2FileSystem, Gfs2FileSystemArgs, journals_before_joining
@@ -19,7 +19,7 @@ from components.locking import ClusterLocking, ClusterLockingArgs
 from components.membership import ClusterMembership, ClusterMembershipArgs
 from components.stack_input import Secrets
 from components.volume_group import ClusteredVolumeGroup, ClusteredVolumeGroupArgs
-from render import guest as guest_scripts
+from render import guest as guest_scripts, host
 from render.generations import generation
 from spec.topology import Topology
 
@@ -172,6 +172,19 @@ class TenantCluster(pulumi.ComponentResource):
             ),
             child,
         )
+        # After a reboot of a hypervisor, libvirt brings back what the tenant had there
+        # before it starts the tenant's domains (they autostart).
+        for hv in used.values():
+            listener_here = fencing.listener is not None and hv.name == member_hv.name
+            run_on_hypervisor(
+                f"{name}-{hv.name}-boot-hook",
+                hv,
+                host.boot_hook(topo, hv, listener_here),
+                secrets.ssh_private_key,
+                pulumi.ResourceOptions(
+                    parent=self, depends_on=[networks[hv.name], *([fencing.listener] if listener_here else [])]
+                ),
+            )
         # What a member needs before it joins, so that it joins ready for the resources
         # the cluster already runs (a member added to a running cluster).
         imports = {m.name: [based[m.name], *(d.imports[m.name] for d in devices.values())] for m in topo.members}

@@ -1,6 +1,9 @@
-"""Hypervisor-side scripts of one tenant: its VLAN bridge and its fence_virtd."""
+"""Hypervisor-side scripts of one tenant: its VLAN bridge, its fence_virtd, the lab guard,
+and the libvirt hook that brings them back after the hypervisor boots."""
 
 from __future__ import annotations
+
+import shlex
 
 from render.fence_virt import fence_virt_conf
 from render.script import NodeScript, node_script
@@ -73,4 +76,50 @@ def lab_guard(topo: Topology) -> NodeScript:
         suppress_prefixlength=cidr.prefixlen - 1,
         lookup_priority=LAB_GUARD_PRIORITY,
         block_priority=LAB_GUARD_PRIORITY + 1,
+    )
+
+
+def boot_hook_text(topo: Topology, hv: Hypervisor, with_fence_listener: bool) -> str:
+    """libvirt runs it before it starts any domain (at boot, its autostart): when the
+    domain is this tenant's, what a reboot lost comes back first, by the scripts `pulumi
+    up` ran: the lab guard and the VLAN bridge before the domain starts, fence_virtd
+    (which talks to libvirt, so never from inside the hook's call) in the background.
+    It never stops a domain from starting: a failure is only logged."""
+    names, directory = topo.names, topo.names.host_dir
+    before = [lab_guard(topo).create]
+    if topo.spec.network.mode == "vlan":
+        before.append(vlan_network(topo, hv).create)
+    run_before = "\n".join(f"  bash -c {shlex.quote(script)} || echo 'gfs2-cluster: boot step failed'" for script in before)
+    lines = [
+        "#!/bin/bash",
+        f"# gfs2-cluster, tenant {names.stack_id}: written by `pulumi up`, removed by its destroy.",
+        f"[[ $1 == {names.domain('')}* && $2 == prepare && $3 == begin ]] || exit 0",
+        f"log={shlex.quote(directory + '/boot-hook.log')}",
+        f"lock={shlex.quote(directory + '/boot-hook.lock')}",
+        '(',
+        '  flock 9',
+        '  date --utc "+%FT%TZ $1 starts"',
+        run_before,
+        ') 9>"$lock" </dev/null >>"$log" 2>&1',
+    ]
+    if with_fence_listener:
+        key = shlex.quote(f"{directory}/fence_xvm.key")
+        listener = shlex.quote(fence_listener(topo, hv).create)
+        lines += [
+            '(',
+            '  flock 9',
+            f'  base64 -w0 {key} | bash -c {listener} || echo "gfs2-cluster: fence_virtd did not start"',
+            ') 9>"$lock" </dev/null >>"$log" 2>&1 &',
+        ]
+    lines.append("exit 0")
+    return "\n".join(lines)
+
+
+def boot_hook(topo: Topology, hv: Hypervisor, with_fence_listener: bool) -> NodeScript:
+    return node_script(
+        "boot-hook",
+        "host_boot_hook.sh",
+        "host_boot_hook_delete.sh",
+        hook_path=topo.names.boot_hook(hv.driver),
+        hook=boot_hook_text(topo, hv, with_fence_listener),
     )

@@ -99,6 +99,10 @@ class Names:
         """Per-tenant folder on the hypervisor (fence_virtd config, key, pid file)."""
         return f"/etc/gfs2-cluster/{self.stack_id}"
 
+    def boot_hook(self, driver: str) -> str:
+        """libvirt's hook of this tenant on a hypervisor of DRIVER (qemu or xen: libxl)."""
+        return f"/etc/libvirt/hooks/{'libxl' if driver == 'xen' else driver}.d/{PREFIX}-{self.stack_id}"
+
     @property
     def cluster(self) -> str:
         return self.stack_id

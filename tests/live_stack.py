@@ -212,6 +212,8 @@ def leftovers(topo: Topology) -> list[str]:
     found += [f"process {line.strip()}" for line in ps.splitlines() if names.host_dir + "/" in line]
     if Path(names.host_dir).exists():
         found.append(f"dir {names.host_dir}")
+    if Path(names.boot_hook("qemu")).exists():
+        found.append(f"libvirt hook {names.boot_hook('qemu')}")
     rules = sh("ip", "-4", "rule", "show", check=False).stdout
     found += [f"rule {line.strip()}" for line in rules.splitlines() if f"to {topo.spec.network.cidr} " in line]
     return sorted(set(found))
@@ -233,7 +235,7 @@ def purge(topo: Topology) -> list[str]:
         os.kill(int(pid), 15)
     virsh("pool-destroy", names.pool)
     virsh("pool-undefine", names.pool)
-    sh("rm", "-rf", str(Path("/var/lib/libvirt/gfs2-cluster") / names.stack_id), names.host_dir)
+    sh("rm", "-rf", str(Path("/var/lib/libvirt/gfs2-cluster") / names.stack_id), names.host_dir, names.boot_hook("qemu"))
     virsh("net-destroy", names.network)
     virsh("net-undefine", names.network)
     sh("ip", "link", "del", topo.bridge, check=False)

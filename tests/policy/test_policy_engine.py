@@ -99,8 +99,9 @@ def test_every_stack_passes_every_rule_in_a_real_preview(stack, tmp_path, publis
 def drop_last_stonith(project: Project, registry: list[dict]) -> list[dict]:
     project.patch(
         "render/generations/current.py",
-        "fence = [pacemaker.fence_id(m) for m in topo.members] if",
-        "fence = [pacemaker.fence_id(m) for m in topo.members[:-1]] if",
+        "        if not pacemaker.fencing_enabled(topo):\n            return None\n        # Only the first",
+        "        if not pacemaker.fencing_enabled(topo) or member is topo.members[-1]:\n            return None\n"
+        "        # Only the first",
     )
     return registry
 
@@ -115,7 +116,7 @@ def drop_a_cman_fence_device(project: Project, registry: list[dict]) -> list[dic
 
 
 def journals_off_by_two(project: Project, registry: list[dict]) -> list[dict]:
-    project.patch("spec/topology.py", "lv.filesystem.journals or n + 1,", "lv.filesystem.journals or n - 1,")
+    project.patch("spec/topology.py", "return fs.journals or members + 1", "return fs.journals or members - 1")
     return registry
 
 
@@ -178,7 +179,7 @@ VARIANTS = {
     # create text made from the secret stdin is caught by its content, not its marking.
     "stdin-secret-in-create": ("globex-prod", stdin_pasted_into_create, "no-secret-in-command-text", [
         "globex-prod-fencing-key-m1: its create text repeats what it sends on stdin",
-        "globex-prod-membership-m1: its create text repeats what it sends on stdin",
+        "globex-prod-membership-m1-roster: its create text repeats what it sends on stdin",
     ]),
     "remote-hypervisor-without-vlan": ("local", remote_hypervisor_without_vlan, "remote-stacks-name-a-vlan", [
         "g2-local-dev: an isolated network on a shared hypervisor",

@@ -6,16 +6,18 @@ device: those do not restart or touch the members that stay."""
 from __future__ import annotations
 
 import copy
+import shlex
 import subprocess
 
 import pytest
 
 from conftest import require_tool, stack_config
-from render import gfs2
+from render import gfs2, host
 from render.generations.current import CURRENT
 from render.script import values_of
 from spec import build, load_spec
 from spec.topology import Topology
+from spec.vocabulary import SECRET_KEY_NAMES
 
 pytestmark = pytest.mark.usefixtures("local_key_files")
 
@@ -76,3 +78,40 @@ def test_the_first_members_fence_device_waits_for_the_first_member_only():
         values = values_of(CURRENT.fence_device(topo, m).create)
         assert values["MEMBERS"] == "1" and values["WAIT_FOR"] == ""
         assert f'value="{m.name}"' in values["STAGE"]
+
+
+# --- the hypervisor's boot hook (render/host.py boot_hook_text) ------------------------
+
+
+@pytest.mark.parametrize("stack", ["local", "globex-prod"])
+def test_the_boot_hook_and_its_installer_pass_shellcheck(stack):
+    topo = local(3) if stack == "local" else build(load_spec(stack_config(stack), secrets_set=SECRET_KEY_NAMES))
+    hv = topo.member_hypervisor
+    for text in (host.boot_hook_text(topo, hv, True), host.boot_hook(topo, hv, True).create):
+        res = subprocess.run([require_tool("shellcheck"), "-s", "bash", "-e", "SC2034,SC2016", "-"], input=text,
+                             capture_output=True, text=True)
+        assert res.returncode == 0, res.stdout
+
+
+@pytest.mark.parametrize("args", [("g2-other-dev-m1", "prepare", "begin"), ("g2-local-dev-m1", "started", "begin"),
+                                  ("g2-local-dev-m1", "release", "end")])
+def test_the_boot_hook_leaves_other_domains_and_other_events_alone(tmp_path, args):
+    """Run for real: it must exit 0 at once, touching nothing (no log, no rule, no lock)."""
+    topo = local(3)
+    hook = tmp_path / "hook"
+    hook.write_text(host.boot_hook_text(topo, topo.member_hypervisor, True).replace(topo.names.host_dir, str(tmp_path / "dir")))
+    p = subprocess.run(["bash", str(hook), *args], input="<domain/>", capture_output=True, text=True, timeout=10)
+    assert (p.returncode, p.stdout, p.stderr) == (0, "", "")
+    assert not (tmp_path / "dir").exists()
+
+
+def test_the_boot_hook_restores_the_guard_before_the_domain_and_fence_virtd_after():
+    topo = local(3)
+    text = host.boot_hook_text(topo, topo.member_hypervisor, True)
+    guard, listener = host.lab_guard(topo).create, host.fence_listener(topo, topo.member_hypervisor).create
+    assert shlex.quote(guard) in text and shlex.quote(listener) in text
+    # The guard in the hook's own call (before libvirt starts the domain), fence_virtd in
+    # the background: it connects to libvirt, which is waiting for the hook.
+    assert text.index(shlex.quote(guard)) < text.index(") 9>\"$lock\" </dev/null >>\"$log\" 2>&1\n")
+    assert text.rstrip().endswith(') 9>"$lock" </dev/null >>"$log" 2>&1 &\nexit 0')
+    assert "fence_xvm.key" in text and "BEGIN" not in text  # the key is read from its file, not carried
