@@ -1,5 +1,6 @@
-"""How node scripts reach their node: SSH to a guest (through the hypervisor when it is
-remote), or the hypervisor itself (this machine, or SSH)."""
+"""Scripts as commands on the machine they are for, reached as its Endpoint (decided in
+spec/topology.py) says: over SSH, through the jump host when there is one, or on this
+machine for the host-side steps of a local hypervisor."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pulumi
 from pulumi_command import local, remote
 
 from render.script import NodeScript
-from spec.model import Hypervisor
+from spec.topology import Endpoint
 
 # Guests under software emulation take a minute or two to boot: keep dialling.
 BOOT_DIAL_LIMIT = 120
@@ -19,20 +20,21 @@ BOOT_DIAL_LIMIT = 120
 
 @dataclass(frozen=True)
 class Access:
-    host: str
-    user: str
+    """How node scripts reach one machine: its endpoint, decided by the Topology, and
+    the SSH private key. The key is a Pulumi secret the engine hands the program, so it
+    stays a component input and never enters the Topology."""
+
+    endpoint: Endpoint
     private_key: pulumi.Input[str]
-    # user@host of the hypervisor when the guest network is only reachable from there.
-    jump: Optional[str] = None
 
     def connection(self, dial_error_limit: Optional[int] = None) -> remote.ConnectionArgs:
+        jump = self.endpoint.jump
         proxy = None
-        if self.jump:
-            user, host = self.jump.split("@", 1)
-            proxy = remote.ProxyConnectionArgs(host=host, user=user, private_key=self.private_key)
+        if jump is not None:
+            proxy = remote.ProxyConnectionArgs(host=jump.host, user=jump.user, private_key=self.private_key)
         return remote.ConnectionArgs(
-            host=self.host,
-            user=self.user,
+            host=self.endpoint.host,
+            user=self.endpoint.user,
             private_key=self.private_key,
             dial_error_limit=dial_error_limit,
             proxy=proxy,
@@ -67,14 +69,14 @@ def run_on_node(
 
 def run_on_hypervisor(
     name: str,
-    hv: Hypervisor,
+    endpoint: Optional[Endpoint],
     script: NodeScript,
     private_key: pulumi.Input[str],
     opts: pulumi.ResourceOptions,
     stdin: Optional[pulumi.Input[str]] = None,
 ) -> Union[local.Command, remote.Command]:
-    target = hv.ssh_target
-    if target is None:
+    """A host-side step: on this machine when ENDPOINT is None, else over SSH."""
+    if endpoint is None:
         return local.Command(
             name,
             create=script.create,
@@ -85,5 +87,4 @@ def run_on_hypervisor(
             add_previous_output_in_env=False,
             opts=opts,
         )
-    user, host = target.split("@", 1)
-    return run_on_node(name, Access(host, user, private_key), script, opts, stdin)
+    return run_on_node(name, Access(endpoint, private_key), script, opts, stdin)

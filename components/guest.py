@@ -84,6 +84,7 @@ class GuestMachine(pulumi.ComponentResource):
             mac=boot.mac_address(g.domain),
         )
         direct = args.boot_files.kernel is not None
+        on_host = topo.hypervisor_endpoint(g.hypervisor.name)
         self.domain = libvirt.Domain(
             f"{name}-domain",
             name=g.domain,
@@ -108,7 +109,7 @@ class GuestMachine(pulumi.ComponentResource):
         if g.hypervisor.domain_type == "xen" and g.size.cpu_cap_percent is not None:
             run_on_hypervisor(
                 f"{name}-cpu-cap",
-                g.hypervisor,
+                on_host,
                 host.xen_cpu_cap(g.hypervisor, g.domain, g.size.cpu_cap_percent),
                 args.access.private_key,
                 pulumi.ResourceOptions(parent=self, depends_on=[self.domain]),
@@ -121,7 +122,7 @@ class GuestMachine(pulumi.ComponentResource):
         if watch is not None:
             self.boot_watch = run_on_hypervisor(
                 f"{name}-boot-watch",
-                g.hypervisor,
+                on_host,
                 watch,
                 args.access.private_key,
                 pulumi.ResourceOptions(parent=self, depends_on=[self.domain]),

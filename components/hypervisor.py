@@ -38,13 +38,14 @@ class TenantNetwork(pulumi.ComponentResource):
     def __init__(self, name: str, args: TenantNetworkArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("gfs2-cluster:hypervisor:TenantNetwork", name, None, opts)
         topo, mode = args.topo, args.topo.spec.network.mode
+        on_host = topo.hypervisor_endpoint(args.hypervisor.name)
         self.bridge = topo.bridge
         self.network_id = None
         # Before the segment and after it on destroy: no lab packet takes the default
         # route while the bridge is not there yet, down, or gone.
         self.guard = run_on_hypervisor(
             f"{name}-guard",
-            args.hypervisor,
+            on_host,
             host.lab_guard(topo),
             args.private_key,
             pulumi.ResourceOptions(parent=self),
@@ -65,7 +66,7 @@ class TenantNetwork(pulumi.ComponentResource):
         elif mode == "vlan":
             run_on_hypervisor(
                 f"{name}-bridge",
-                args.hypervisor,
+                on_host,
                 host.vlan_network(topo, args.hypervisor),
                 args.private_key,
                 pulumi.ResourceOptions(parent=self, depends_on=[self.guard]),
@@ -95,7 +96,7 @@ class FenceListener(pulumi.ComponentResource):
         super().__init__("gfs2-cluster:hypervisor:FenceListener", name, None, opts)
         self.daemon = run_on_hypervisor(
             f"{name}-fence-virtd",
-            args.hypervisor,
+            args.topo.hypervisor_endpoint(args.hypervisor.name),
             host.fence_listener(args.topo, args.hypervisor),
             args.private_key,
             # Passed to the child itself: a component's depends_on does not order its

@@ -101,13 +101,7 @@ class TenantCluster(pulumi.ComponentResource):
                 child,
             )
 
-        access = {
-            g.name: Access(str(g.address), spec.ssh.user, secrets.ssh_private_key, g.hypervisor.ssh_target)
-            for g in topo.guests
-        }
-        for server in spec.storage.servers:
-            if server.kind == "external":
-                access[server.name] = Access(str(server.address), spec.ssh.user, secrets.ssh_private_key)
+        access = {node: Access(endpoint, secrets.ssh_private_key) for node, endpoint in topo.endpoints.items()}
 
         guests = {
             g.name: GuestMachine(

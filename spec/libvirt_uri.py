@@ -53,13 +53,6 @@ class LibvirtUri:
     user: Optional[str]
     host: Optional[str]
 
-    @property
-    def ssh_target(self) -> Optional[str]:
-        """user@host for host-side commands, or None when the hypervisor is this machine."""
-        if self.host is None:
-            return None
-        return f"{self.user or 'root'}@{self.host}"
-
 
 def parse(uri: str) -> LibvirtUri:
     """The parts of a URI that problems() accepted."""

@@ -174,11 +174,6 @@ class Hypervisor(Model):
     def driver(self) -> str:
         return libvirt_uri.parse(self.uri).driver
 
-    @property
-    def ssh_target(self) -> Optional[str]:
-        """user@host for host-side commands, or None when the hypervisor is this machine."""
-        return libvirt_uri.parse(self.uri).ssh_target
-
 
 class Network(Model):
     """The tenant's own L2 segment and its addresses.

@@ -25,6 +25,7 @@ from spec.topology import (
     cluster_node_names,
     export_port,
     guest_hypervisor,
+    hypervisor_endpoint,
     journals,
     lock_table,
     member_count,
@@ -132,16 +133,17 @@ def hypervisor_references(spec: StackSpec, ctx: Context) -> Iterator[Issue]:
             yield Issue(f"hypervisors[{i}].trunk", "network.mode vlan needs the interface that carries the VLANs")
         if h.trunk is not None and len(names_of(spec).vlan_interface(h.trunk)) > 15:
             yield Issue(f"hypervisors[{i}].trunk", f"{h.trunk}.{spec.network.vlan_id} is longer than 15 characters")
-        user = h.ssh_target.split("@", 1)[0] if h.ssh_target else "root"
-        if user != "root":
+        endpoint = hypervisor_endpoint(h)
+        if endpoint is not None and endpoint.user != "root":
             yield Issue(
                 f"hypervisors[{i}].uri",
-                f"user {user}: the host-side steps (bridge, iptables, fence_virtd) run as the URI's user, without "
+                f"user {endpoint.user}: the host-side steps (bridge, iptables, fence_virtd) run as the URI's user, without "
                 "sudo, so it must be root; write root@HOST",
             )
     machines: dict[str, int] = {}
     for i, h in enumerate(spec.hypervisors):
-        machine = h.ssh_target.split("@", 1)[1].lower() if h.ssh_target else "this machine"
+        endpoint = hypervisor_endpoint(h)
+        machine = endpoint.host if endpoint is not None else "this machine"
         if machine in machines:
             yield Issue(
                 f"hypervisors[{i}].uri",
@@ -661,7 +663,7 @@ def isolated_network_host_address(spec: StackSpec, ctx: Context) -> Iterator[Iss
 def builtin_image_is_local(spec: StackSpec, ctx: Context) -> Iterator[Issue]:
     if spec.image.source == "builtin":
         for i, h in enumerate(spec.hypervisors):
-            if h.ssh_target is not None:
+            if hypervisor_endpoint(h) is not None:
                 yield Issue(
                     f"hypervisors[{i}].uri",
                     "the builtin image boots its kernel from this machine's cache; a remote hypervisor needs image.source, kernel and initrd",

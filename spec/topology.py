@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import Optional, get_args
+from typing import Mapping, Optional, get_args
 
+from spec import libvirt_uri
 from spec.model import Export, Filesystem, GuestSize, Hypervisor, StackSpec
 from spec.names import DATA_DISK_DEVICES, Names
 from spec.vocabulary import FenceMethod, GuestRole, Protocol, SelinuxMode
@@ -31,6 +32,8 @@ HOST = "@host"
 HOST_OFFSET = 1
 SERVER_OFFSET = 10
 MEMBER_OFFSET = 20
+# Whom the host-side steps log in as when a hypervisor's URI names no user.
+HYPERVISOR_USER = "root"
 
 
 def member_count(spec: StackSpec) -> int:
@@ -76,6 +79,26 @@ def guest_hypervisor(spec: StackSpec, name: Optional[str]) -> Hypervisor:
     """The hypervisor a guest naming NAME runs on: the first one when it names none."""
     hvs = spec.hypervisors
     return next((h for h in hvs if h.name == name), hvs[0])
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A machine the program reaches over SSH: USER at HOST, through JUMP when HOST is
+    reachable only from there (a guest of a remote hypervisor). A jump host is reached
+    directly. Always port 22: the spec names no other (spec/libvirt_uri.py refuses one)."""
+
+    host: str
+    user: str
+    jump: Optional[Endpoint] = None
+
+
+def hypervisor_endpoint(hv: Hypervisor) -> Optional[Endpoint]:
+    """Where the host-side steps of HV run: None when HV is this machine (they run here,
+    without SSH), else its URI's host."""
+    uri = libvirt_uri.parse(hv.uri)
+    if uri.host is None:
+        return None
+    return Endpoint(uri.host, uri.user or HYPERVISOR_USER)
 
 
 def export_port(e: Export) -> int:
@@ -225,6 +248,10 @@ class Topology:
     exports: tuple[ExportPlan, ...]
     volume_groups: tuple[VolumeGroupPlan, ...]
     fencing: FencingPlan
+    # Every guest and external server by name (what node scripts reach), and every
+    # hypervisor by name (None: this machine).
+    endpoints: Mapping[str, Endpoint]
+    hypervisor_endpoints: Mapping[str, Optional[Endpoint]]
 
     @property
     def filesystems(self) -> tuple[FilesystemPlan, ...]:
@@ -243,6 +270,14 @@ class Topology:
 
     def hypervisor(self, name: Optional[str]) -> Hypervisor:
         return guest_hypervisor(self.spec, name)
+
+    def endpoint(self, node: str) -> Endpoint:
+        """How node scripts reach guest or external server NODE."""
+        return self.endpoints[node]
+
+    def hypervisor_endpoint(self, hypervisor: str) -> Optional[Endpoint]:
+        """How host-side steps reach the hypervisor named so; None: it is this machine."""
+        return self.hypervisor_endpoints[hypervisor]
 
     @property
     def member_hypervisor(self) -> Hypervisor:
@@ -335,6 +370,12 @@ def build(spec: StackSpec) -> Topology:
     )
 
     fencing = FencingPlan(spec.fencing.method, fence_port(spec), fence_multicast(spec))
+    hv_endpoints = {h.name: hypervisor_endpoint(h) for h in spec.hypervisors}
+    user = spec.ssh.user
+    # A guest is dialled through its hypervisor when that one is remote; an external
+    # server runs on no hypervisor of this stack and is dialled directly.
+    endpoints = {g.name: Endpoint(str(g.address), user, hv_endpoints[g.hypervisor.name]) for g in guests}
+    endpoints.update({s.name: Endpoint(str(address[s.name]), user) for s in spec.storage.servers if s.kind == "external"})
     return Topology(
         spec=spec,
         names=names,
@@ -349,6 +390,8 @@ def build(spec: StackSpec) -> Topology:
         exports=exports,
         volume_groups=vgs,
         fencing=fencing,
+        endpoints=endpoints,
+        hypervisor_endpoints=hv_endpoints,
     )
 
 

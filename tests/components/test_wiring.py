@@ -7,6 +7,7 @@ from collections import Counter
 
 import pytest
 
+from bad_cases import Case, _external
 from conftest import AUTH_KEY, FENCE_KEY, example_stacks, program as run, stack_config
 from program_graph import Registered, is_secret, reveal
 
@@ -128,6 +129,24 @@ def test_no_secret_in_any_command_text(stack):
             assert value not in text, f"{r.name} carries a secret in its command text"
     with_stdin = [r for r in prog.commands() if r.inputs.get("stdin")]
     assert with_stdin, "the fence key and authkey travel on stdin"
+
+
+def _dialled(prog, suffix: str) -> dict:
+    return reveal(prog.named(suffix).inputs["connection"])
+
+
+def test_commands_dial_the_endpoints_the_topology_decides():
+    prog = run("globex-prod", Case("wiring", "globex-prod", tuple(_external("10.23.0.50")), "", "").config())
+    guest, server, host = (_dialled(prog, s) for s in ("-m1-base", "-lun1-export", "-kvm1-net-guard"))
+    assert (guest["host"], guest["user"]) == ("10.23.0.21", "root")
+    assert (guest["proxy"]["host"], guest["proxy"]["user"]) == ("kvm1.example.net", "root")
+    assert guest["proxy"]["privateKey"] == guest["privateKey"]
+    assert server["host"] == "10.23.0.50" and "proxy" not in server
+    assert host["host"] == "kvm1.example.net" and "proxy" not in host
+    local = run("local")
+    assert prog.named("-kvm1-net-guard").type == "command:remote:Command"
+    assert local.named("-here-net-guard").type == "command:local:Command"
+    assert "proxy" not in _dialled(local, "-m1-base")
 
 
 def test_secrets_reach_the_nodes_on_stdin_as_pulumi_secrets():
