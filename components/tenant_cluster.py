@@ -172,7 +172,7 @@ class TenantCluster(pulumi.ComponentResource):
             listener_here = fencing.listener is not None and hv.name == member_hv.name
             run_on_hypervisor(
                 f"{name}-{hv.name}-boot-hook",
-                hv,
+                topo.hypervisor_endpoint(hv.name),
                 host.boot_hook(topo, hv, listener_here),
                 secrets.ssh_private_key,
                 pulumi.ResourceOptions(
