@@ -1,6 +1,6 @@
 # GFS2 needs a journal per member that mounts it. A file system made before members were
 # added gets the missing ones online (gfs2_jadd, on a member that mounts it), each the
-# size of its first. One not made yet gets them all from mkfs, later in this run.
+# size of its first (32 MB at least). One not made yet gets them all from mkfs, later in this run.
 log "start"
 journals() { gfs2_edit -p jindex "$DEVICE" 2>/dev/null | grep -cE 'File +journal[0-9]+$' || true; }
 if [[ ! -b $DEVICE ]] || [[ $(blkid -o value -s TYPE "$DEVICE" 2>/dev/null || true) != gfs2 ]]; then
@@ -17,5 +17,7 @@ wait_until "$TIMEOUT" "$MOUNT_POINT to be mounted here (gfs2_jadd works on a mou
   findmnt -n -t gfs2 --mountpoint "$MOUNT_POINT"
 size_mb=$(gfs2_edit -p journals "$DEVICE" 2>/dev/null | sed -nE 's/^journal0: +[0-9a-fx]+ +([0-9]+)MB.*/\1/p')
 [[ $size_mb =~ ^[0-9]+$ ]] || die "cannot read the size of journal0 on $DEVICE"
+# mkfs.gfs2 makes journals smaller than 32 MB on a small file system; gfs2_jadd refuses them.
+((size_mb >= 32)) || size_mb=32
 gfs2_jadd -j "$((JOURNALS - have))" -J "$size_mb" "$MOUNT_POINT" >/dev/null
 changed "added $((JOURNALS - have)) journals of $size_mb MB to $DEVICE (now $(journals))"

@@ -1,5 +1,7 @@
 """Changing a running cluster through `pulumi up` of an edited stack, on real guests (TCG)
-through the real engine: a member added (members.count 3 -> 4), then removed (4 -> 3).
+through the real engine: a member added (members.count 3 -> 4), then removed (4 -> 3);
+then a reboot of the hypervisor, after which the cluster must come back by itself and
+fence again.
 
 The stack is `local`, run from its copy in .state/stacks/ (what tools/stack.sh runs), so
 the edits stay out of the tracked stacks/Pulumi.local.yaml. During each operation a
@@ -15,7 +17,9 @@ that is destroyed at the end, failures included.
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import threading
 import time
 from pathlib import Path
@@ -23,8 +27,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from live_stack import ROOT, Cluster, Engine, Guest, clean_start, cluster_of, crm_started_on, purge, record
-from live_stack import read_topology, sha256_on, virsh
+from live_stack import ROOT, Cluster, Engine, Guest, clean_start, cluster_of, crm_started_on, leftovers, purge, record
+from live_stack import read_topology, sh, sha256_on, virsh
+from render.host import lab_guard
 
 pytestmark = pytest.mark.e2e
 
@@ -182,3 +187,67 @@ def test_removing_a_member_lets_it_leave_cleanly(cluster: Cluster):
     assert writer.result["failed"] == 0, writer.result
     figures = {"up_seconds": round(run.seconds, 1), **writer.result, **assert_second_up_changes_nothing(engine)}
     record("day2-remove-member", figures)
+
+
+def _power_loss(topo) -> None:
+    """What a hypervisor's reboot takes away: its guests stop at once, the tenant's
+    network (bridge, libvirt's rules), lab guard rules, fence_virtd and its port rule go,
+    and /run is empty again (libvirt autostarts once per boot by its markers there)."""
+    names = topo.names
+    for g in topo.guests:
+        virsh("destroy", g.domain)
+    pidfile = Path(names.host_dir) / "fence_virtd.pid"
+    if pidfile.exists():
+        os.kill(int(pidfile.read_text()), signal.SIGTERM)
+        pidfile.unlink()
+    sh("iptables", "-D", "INPUT", "-p", "udp", "--dport", str(topo.fencing.port), "!", "-i", topo.bridge, "-j", "DROP",
+       check=False)
+    virsh("net-destroy", names.network)
+    sh("bash", "-c", lab_guard(topo).delete)
+    for marker in ("/run/libvirt/qemu/autostarted", "/run/libvirt/network/autostarted"):
+        Path(marker).unlink(missing_ok=True)
+
+
+def _restart_libvirtd() -> None:
+    """The boot's libvirtd: the one tools/libvirtd.sh started is ended by its PID, and
+    started again the same way."""
+    pid = int(Path("/run/libvirtd.pid").read_text())
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        time.sleep(0.5)
+    sh(str(ROOT / "tools" / "libvirtd.sh"))
+
+
+def _wait(what: str, seconds: float, done) -> float:
+    t0 = time.monotonic()
+    while not done():
+        assert time.monotonic() - t0 < seconds, f"timed out after {seconds} s waiting for {what}"
+        time.sleep(5)
+    return time.monotonic() - t0
+
+
+def test_after_a_hypervisor_reboot_the_cluster_comes_back_by_itself_and_fences_again(cluster: Cluster):
+    engine, m1 = cluster.engine, cluster.members[0]
+    topo = read_topology(Path(engine.config_file))
+    data = sha256_on(m1, f"{cluster.mount_point}/{DATA}")
+    _power_loss(topo)
+    gone = leftovers(topo)
+    assert not [f for f in gone if f.startswith(("bridge", "rule", "process"))], gone
+    t0 = time.monotonic()
+    _restart_libvirtd()
+    guard = lambda: all(f"rule {p}:" in " ".join(leftovers(topo)) for p in (4242, 4243))  # noqa: E731
+    back = {"guard_s": _wait("the lab guard rules", 300, guard)}
+    back["fence_virtd_s"] = _wait("the tenant's fence_virtd", 300,
+                                  lambda: any(f.startswith("process") for f in leftovers(topo)))
+    back["mounted_everywhere_s"] = _wait("GFS2 on every member", 900,
+                                         lambda: crm_started_on(m1, FS_CLONE) == {"m1", "m2", "m3"})
+    assert sha256_on(cluster.members[2], f"{cluster.mount_point}/{DATA}") == data
+    # Fencing works again: pacemaker reboots m3 through the tenant's fence_virtd.
+    m1.run("stonith_admin --reboot m3 --timeout 120", timeout=300)
+    back["refenced_rejoined_s"] = _wait("m3 to rejoin after fencing", 900,
+                                        lambda: crm_started_on(m1, FS_CLONE) == {"m1", "m2", "m3"}
+                                        and "m3" in fencing_history(m1))
+    assert "reboot of m3" in fencing_history(m1) and "successful" in fencing_history(m1), fencing_history(m1)
+    back["total_s"] = round(time.monotonic() - t0, 1)
+    record("day2-host-reboot", {**{k: round(v, 1) for k, v in back.items()}, **assert_second_up_changes_nothing(engine)})
