@@ -79,6 +79,11 @@ def lab_guard(topo: Topology) -> NodeScript:
     )
 
 
+# libvirtd waits for its hook: the hooks of a tenant's domains, started together, wait
+# for each other's steps this long at most.
+BOOT_HOOK_LOCK_WAIT = 120
+
+
 def boot_hook_text(topo: Topology, hv: Hypervisor, with_fence_listener: bool) -> str:
     """libvirt runs it before it starts any domain (at boot, its autostart): when the
     domain is this tenant's, what a reboot lost comes back first, by the scripts `pulumi
@@ -89,7 +94,10 @@ def boot_hook_text(topo: Topology, hv: Hypervisor, with_fence_listener: bool) ->
     before = [lab_guard(topo).create]
     if topo.spec.network.mode == "vlan":
         before.append(vlan_network(topo, hv).create)
-    run_before = "\n".join(f"  bash -c {shlex.quote(script)} || echo 'gfs2-cluster: boot step failed'" for script in before)
+    # 9>&-: the lock stays with this hook; a daemon a step starts must not inherit it, or
+    # it would hold it for good and the next domain's hook (and libvirtd) would wait forever.
+    run_before = "\n".join(f"  bash -c {shlex.quote(script)} 9>&- || echo 'gfs2-cluster: boot step failed'"
+                           for script in before)
     lines = [
         "#!/bin/bash",
         f"# gfs2-cluster, tenant {names.stack_id}: written by `pulumi up`, removed by its destroy.",
@@ -97,7 +105,7 @@ def boot_hook_text(topo: Topology, hv: Hypervisor, with_fence_listener: bool) ->
         f"log={shlex.quote(directory + '/boot-hook.log')}",
         f"lock={shlex.quote(directory + '/boot-hook.lock')}",
         '(',
-        '  flock 9',
+        f'  flock -w {BOOT_HOOK_LOCK_WAIT} 9 || echo "gfs2-cluster: boot hook lock busy, going on"',
         '  date --utc "+%FT%TZ $1 starts"',
         run_before,
         ') 9>"$lock" </dev/null >>"$log" 2>&1',
@@ -107,8 +115,8 @@ def boot_hook_text(topo: Topology, hv: Hypervisor, with_fence_listener: bool) ->
         listener = shlex.quote(fence_listener(topo, hv).create)
         lines += [
             '(',
-            '  flock 9',
-            f'  base64 -w0 {key} | bash -c {listener} || echo "gfs2-cluster: fence_virtd did not start"',
+            f'  flock -w {BOOT_HOOK_LOCK_WAIT} 9 || echo "gfs2-cluster: boot hook lock busy, going on"',
+            f'  base64 -w0 {key} | bash -c {listener} 9>&- || echo "gfs2-cluster: fence_virtd did not start"',
             ') 9>"$lock" </dev/null >>"$log" 2>&1 &',
         ]
     lines.append("exit 0")

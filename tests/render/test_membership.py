@@ -115,3 +115,30 @@ def test_the_boot_hook_restores_the_guard_before_the_domain_and_fence_virtd_afte
     assert text.index(shlex.quote(guard)) < text.index(") 9>\"$lock\" </dev/null >>\"$log\" 2>&1\n")
     assert text.rstrip().endswith(') 9>"$lock" </dev/null >>"$log" 2>&1 &\nexit 0')
     assert "fence_xvm.key" in text and "BEGIN" not in text  # the key is read from its file, not carried
+
+
+def test_a_daemon_a_boot_step_starts_does_not_keep_the_hooks_lock(tmp_path, monkeypatch):
+    """libvirtd waits for its hook: a fence_virtd that inherited the lock held it for good,
+    and the next domain's hook, and with it libvirtd, waited forever (seen on a restart)."""
+    from render.script import NodeScript
+
+    pids = tmp_path / "pids"
+    daemon = NodeScript("daemon", f"setsid sleep 300 </dev/null >/dev/null 2>&1 & echo $! >>{pids}", "")
+    monkeypatch.setattr(host, "lab_guard", lambda topo: daemon)
+    monkeypatch.setattr(host, "fence_listener", lambda topo, hv: daemon)
+    topo = local(3)
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "dir" / "fence_xvm.key").write_text("k")
+    hook = tmp_path / "hook"
+    hook.write_text(host.boot_hook_text(topo, topo.member_hypervisor, True).replace(topo.names.host_dir, str(tmp_path / "dir")))
+    try:
+        for guest in ("m1", "m2"):
+            p = subprocess.run(["bash", str(hook), topo.names.domain(guest), "prepare", "begin", "-"], input="<domain/>",
+                               capture_output=True, text=True, timeout=30)
+            assert p.returncode == 0, p.stderr
+        free = subprocess.run(["flock", "-w", "10", str(tmp_path / "dir" / "boot-hook.lock"), "true"], timeout=30)
+        assert free.returncode == 0, "a daemon started by the hook holds its lock"
+        assert len(pids.read_text().split()) == 4  # both steps ran for both domains
+    finally:
+        for pid in pids.read_text().split() if pids.exists() else []:
+            subprocess.run(["kill", pid], check=False)
