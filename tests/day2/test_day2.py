@@ -175,13 +175,25 @@ def test_removing_a_member_lets_it_leave_cleanly(cluster: Cluster):
     with Writer(m2, f"{cluster.mount_point}/writer-remove.log") as writer:
         run = engine.up()
     assert run.result == "succeeded", run.result
-    assert m4.domain not in virsh("list", "--all", "--name").stdout.split(), "the removed member's guest is still there"
-    assert crm_started_on(m1, FS_CLONE) == {"m1", "m2", "m3"}
-    nodes = m1.run("crm_node --list")
-    assert "m4" not in nodes, f"pacemaker still knows the removed member: {nodes}"
-    assert quorum(m1) == {"Expected votes": "3", "Total votes": "3", "Quorum": "2", "Flags": "Quorate"}, quorum(m1)
-    assert fencing_history(m1).count("reboot") == 0, f"the removed member was fenced: {fencing_history(m1)}"
-    assert "is running on" not in m1.run("crm_resource --locate --resource fence-m4 2>&1 || true")
+    # Every fact first, then the checks: one run shows all that is wrong.
+    facts = {
+        "domains": virsh("list", "--all", "--name").stdout.split(),
+        "mounted on": sorted(crm_started_on(m1, FS_CLONE)),
+        "crm_mon nodes": m1.run("crm_mon -1 | sed -n '/Node List/,/^$/p'"),
+        "cib nodes": m1.run("cibadmin --query --scope nodes"),
+        "corosync nodelist": m1.run("corosync-cmapctl -b nodelist.node | grep name"),
+        "peer cache": m1.run("crm_node --list"),
+        "quorum": quorum(m1),
+        "fencing": fencing_history(m1),
+        "fence-m4": m1.run("crm_resource --locate --resource fence-m4 2>&1 || true"),
+    }
+    print(f"e2e removal facts: {facts}")
+    assert m4.domain not in facts["domains"], "the removed member's guest is still there"
+    assert facts["mounted on"] == ["m1", "m2", "m3"], facts
+    assert "m4" not in facts["crm_mon nodes"] + facts["cib nodes"] + facts["corosync nodelist"], facts
+    assert facts["quorum"] == {"Expected votes": "3", "Total votes": "3", "Quorum": "2", "Flags": "Quorate"}, facts
+    assert facts["fencing"].count("reboot") == 0, f"the removed member was fenced: {facts}"
+    assert "is running on" not in facts["fence-m4"], facts
     assert sha256_on(m2, f"{cluster.mount_point}/{DATA}") == data
     assert {g.name: untouched(g, cluster.mount_point) for g in cluster.members} == before, "a member was restarted"
     assert writer.result["failed"] == 0, writer.result
