@@ -1,8 +1,9 @@
 # This member's corosync.conf and authkey, written before any member joins; a running
 # corosync loads a changed nodelist with a cluster-wide reload (corosync-cfgtool -R).
 # The authkey arrives base64 on stdin. A nodelist that leaves out a node still in the
-# membership is written but not loaded yet: that node's leave step reloads it once its
-# pacemaker has stopped, so the node leaves cleanly instead of being lost and fenced.
+# membership is written but not loaded yet: that node leaves first (pacemaker, then
+# corosync stopped), and its fence-device step's delete reloads the nodelist after it, so
+# the node leaves cleanly instead of being lost and fenced.
 log "start"
 install -d -m 0755 /etc/corosync
 key_tmp=$(mktemp /etc/corosync/authkey.XXXXXX)
