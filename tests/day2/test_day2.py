@@ -190,7 +190,7 @@ def test_removing_a_member_lets_it_leave_cleanly(cluster: Cluster):
     print(f"e2e removal facts: {facts}")
     assert m4.domain not in facts["domains"], "the removed member's guest is still there"
     assert facts["mounted on"] == ["m1", "m2", "m3"], facts
-    assert "m4" not in facts["crm_mon nodes"] + facts["cib nodes"] + facts["corosync nodelist"], facts
+    assert "m4" not in facts["crm_mon nodes"] + facts["cib nodes"] + facts["corosync nodelist"] + facts["peer cache"], facts
     assert facts["quorum"] == {"Expected votes": "3", "Total votes": "3", "Quorum": "2", "Flags": "Quorate"}, facts
     assert facts["fencing"].count("reboot") == 0, f"the removed member was fenced: {facts}"
     assert "is running on" not in facts["fence-m4"], facts
