@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import shlex
 import subprocess
+import time
 
 import pytest
 
@@ -136,9 +137,13 @@ def test_a_daemon_a_boot_step_starts_does_not_keep_the_hooks_lock(tmp_path, monk
             p = subprocess.run(["bash", str(hook), topo.names.domain(guest), "prepare", "begin", "-"], input="<domain/>",
                                capture_output=True, text=True, timeout=30)
             assert p.returncode == 0, p.stderr
+        # Both steps for both domains, the listener's in the background.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and len(pids.read_text().split() if pids.exists() else []) < 4:
+            time.sleep(0.1)
+        assert len(pids.read_text().split()) == 4
         free = subprocess.run(["flock", "-w", "10", str(tmp_path / "dir" / "boot-hook.lock"), "true"], timeout=30)
         assert free.returncode == 0, "a daemon started by the hook holds its lock"
-        assert len(pids.read_text().split()) == 4  # both steps ran for both domains
     finally:
         for pid in pids.read_text().split() if pids.exists() else []:
             subprocess.run(["kill", pid], check=False)
