@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import difflib
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,14 @@ def require_tool(name: str) -> str:
     if path is None:
         pytest.fail(f"{name} is not installed: run make setup")
     return path
+
+
+def shellcheck(text: str, *excluded: str) -> subprocess.CompletedProcess:
+    """The real shellcheck on a bash script's text, EXCLUDED codes left out."""
+    args = [require_tool("shellcheck"), "-s", "bash"]
+    if excluded:
+        args += ["-e", ",".join(excluded)]
+    return subprocess.run([*args, "-"], input=text, capture_output=True, text=True, check=False)
 
 
 # Throw-away secrets for running the program under mocks.

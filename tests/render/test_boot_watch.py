@@ -24,7 +24,7 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
-from conftest import example_stacks, program, require_tool, stack_config
+from conftest import example_stacks, program, require_tool, shellcheck, stack_config
 from lxml import etree
 
 from render.domain import domain_xslt, logged_console
@@ -144,13 +144,6 @@ def test_xen_guests_have_no_boot_watch_in_the_program():
 
 
 # --- shellcheck and golden files --------------------------------------------------------
-
-
-def shellcheck(text: str, *excluded: str) -> subprocess.CompletedProcess:
-    args = [require_tool("shellcheck"), "-s", "bash"]
-    if excluded:
-        args += ["-e", ",".join(excluded)]
-    return subprocess.run([*args, "-"], input=text, capture_output=True, text=True, check=False)
 
 
 @pytest.mark.parametrize("stack", example_stacks())

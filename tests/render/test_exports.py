@@ -20,7 +20,7 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
-from conftest import example_stacks, require_tool, stack_config
+from conftest import example_stacks, require_tool, shellcheck, stack_config
 
 from render.exports import gnbd, iscsi, nbd, protocol
 from render.script import NodeScript
@@ -56,13 +56,6 @@ def node_scripts(topo: Topology) -> list[tuple[str, NodeScript]]:
 
 CASES = [(stack, node, script) for stack in example_stacks() for node, script in node_scripts(topology(stack))]
 CASE_IDS = [f"{stack}:{script.step}-{node}" for stack, node, script in CASES]
-
-
-def shellcheck(text: str, *excluded: str) -> subprocess.CompletedProcess:
-    args = [require_tool("shellcheck"), "-s", "bash"]
-    if excluded:
-        args += ["-e", ",".join(excluded)]
-    return subprocess.run([*args, "-"], input=text, capture_output=True, text=True, check=False)
 
 
 # --- shellcheck ------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import example_stacks, program, require_tool, stack_config
+from conftest import example_stacks, program, require_tool, shellcheck, stack_config
 from render import host
 from render.script import values_of
 from spec import SpecError, build, load_spec
@@ -49,13 +49,6 @@ def topology(stack: str, tenant: str = "", **network) -> Topology:
         return build(load_spec(config))
     except SpecError:
         return build(load_spec(config, frozenset(SECRET_KEYS)))
-
-
-def shellcheck(text: str, *excluded: str) -> subprocess.CompletedProcess:
-    args = [require_tool("shellcheck"), "-s", "bash"]
-    if excluded:
-        args += ["-e", ",".join(excluded)]
-    return subprocess.run([*args, "-"], input=text, capture_output=True, text=True, check=False)
 
 
 # --- rendering -------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import require_tool, stack_config
+from conftest import shellcheck, stack_config
 from render import gfs2, host
 from render.generations.current import CURRENT
 from render.script import values_of
@@ -36,21 +36,22 @@ def scripts(topo: Topology) -> dict[str, str]:
     return out
 
 
-@pytest.mark.parametrize("name", ["roster", "join", "fence-m1", "journals-shared"])
+STEPS = {
+    "roster": CURRENT.roster,
+    "join": CURRENT.membership,
+    "fence-m1": lambda topo: CURRENT.fence_device(topo, topo.members[0]),
+    "journals-shared": lambda topo: gfs2.journals(topo.filesystems[0]),
+}
+# SC2034: create and delete share one set of values, each uses part of them.
+# SC2016: the stage's cib tool is a Python program quoted as one value.
+EXCLUDED = ("SC2034", "SC2016")
+
+
+@pytest.mark.parametrize("name", STEPS)
 def test_rendered_steps_pass_shellcheck(name):
-    step = {"roster": CURRENT.roster, "join": CURRENT.membership}.get(name)
-    topo = local(3)
-    if step is not None:
-        script = step(topo)
-    elif name.startswith("fence-"):
-        script = CURRENT.fence_device(topo, topo.members[0])
-    else:
-        script = gfs2.journals(topo.filesystems[0])
+    script = STEPS[name](local(3))
     for text in (script.create, script.delete):
-        # SC2034: create and delete share one set of values, each uses part of them.
-        # SC2016: the stage's cib tool is a Python program quoted as one value.
-        res = subprocess.run([require_tool("shellcheck"), "-s", "bash", "-e", "SC2034,SC2016", "-"], input=text,
-                             capture_output=True, text=True)
+        res = shellcheck(text, *EXCLUDED)
         assert res.returncode == 0, res.stdout
 
 
@@ -89,8 +90,7 @@ def test_the_boot_hook_and_its_installer_pass_shellcheck(stack):
     topo = local(3) if stack == "local" else build(load_spec(stack_config(stack), secrets_set=SECRET_KEY_NAMES))
     hv = topo.member_hypervisor
     for text in (host.boot_hook_text(topo, hv, True), host.boot_hook(topo, hv, True).create):
-        res = subprocess.run([require_tool("shellcheck"), "-s", "bash", "-e", "SC2034,SC2016", "-"], input=text,
-                             capture_output=True, text=True)
+        res = shellcheck(text, *EXCLUDED)
         assert res.returncode == 0, res.stdout
 
 
