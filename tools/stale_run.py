@@ -94,14 +94,18 @@ def _removed(stack: str, content: dict) -> None:
           f"(started {content.get('timestamp')}), which is gone")
 
 
+def _file_locks_dir(url: str, stack: str) -> Path:
+    """The file backend's locks of a stack: .pulumi/locks/ORG/PROJECT/STACK/ID.json."""
+    return Path(urlsplit(url).path) / ".pulumi" / "locks" / "organization" / PROJECT / stack
+
+
 def clear_stale_locks(stack: str) -> None:
     url = os.environ.get("PULUMI_BACKEND_URL", "")
     if url.startswith(backend.POSTGRES):
         clear_stale_database_locks(url, stack)
     if not url.startswith("file://"):
         return
-    # The file backend's lock of a stack: .pulumi/locks/ORG/PROJECT/STACK/ID.json.
-    locks = Path(urlsplit(url).path) / ".pulumi" / "locks" / "organization" / PROJECT / stack
+    locks = _file_locks_dir(url, stack)
     for lock in sorted(locks.glob("*.json")):
         try:
             content = json.loads(lock.read_text())
@@ -116,9 +120,8 @@ def repair_metadata_files(stack: str) -> None:
     url = os.environ.get("PULUMI_BACKEND_URL", "")
     if not url.startswith("file://"):
         return
-    pulumi_dir = Path(urlsplit(url).path) / ".pulumi"
-    candidates = [*(pulumi_dir / "stacks" / PROJECT).glob(f"{stack}.json*.attrs"),
-                  *(pulumi_dir / "locks" / "organization" / PROJECT / stack).glob("*.attrs")]
+    stacks = Path(urlsplit(url).path) / ".pulumi" / "stacks" / PROJECT
+    candidates = [*stacks.glob(f"{stack}.json*.attrs"), *_file_locks_dir(url, stack).glob("*.attrs")]
     for attrs in sorted(candidates):
         if not attrs.is_file():
             continue
