@@ -11,7 +11,7 @@ import pulumi_libvirt as libvirt
 
 from components.access import BOOT_DIAL_LIMIT, Access, run_on_hypervisor, run_on_node
 from components.hypervisor import TenantNetwork
-from render import boot, guest as guest_scripts, host
+from render import boot, guest as guest_scripts, host, storage_size
 from render.domain import domain_xslt
 from spec.topology import Guest, Topology
 
@@ -54,6 +54,7 @@ class GuestMachine(pulumi.ComponentResource):
     domain: libvirt.Domain
     boot_watch: Optional[pulumi.Resource] = None
     ready: pulumi.Resource
+    disk_sizes: list[pulumi.Resource]
 
     def __init__(self, name: str, args: GuestMachineArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("gfs2-cluster:guest:GuestMachine", name, None, opts)
@@ -74,7 +75,11 @@ class GuestMachine(pulumi.ComponentResource):
                 pool=args.pool,
                 size=disk.size_gib * GIB,
                 format="raw",
-                opts=pulumi.ResourceOptions.merge(on_hv, pulumi.ResourceOptions(protect=args.protect_data)),
+                # The provider replaces a volume whose size changes, data and all: a
+                # larger size is the disk_size step's, which grows it in place.
+                opts=pulumi.ResourceOptions.merge(
+                    on_hv, pulumi.ResourceOptions(protect=args.protect_data, ignore_changes=["size"])
+                ),
             )
             for disk in g.data_disks
         ]
@@ -104,7 +109,11 @@ class GuestMachine(pulumi.ComponentResource):
             # Back after a reboot of the hypervisor; its boot hook first restores the
             # tenant's pieces there (render/host.py boot_hook_text).
             autostart=True,
-            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[args.network]),
+            # The provider replaces a domain whose vcpu or memory changes: the machine-size
+            # step restarts members one at a time with them instead.
+            opts=pulumi.ResourceOptions(
+                parent=self, provider=args.provider, depends_on=[args.network], ignore_changes=["vcpu", "memory"]
+            ),
         )
         if g.hypervisor.domain_type == "xen" and g.size.cpu_cap_percent is not None:
             run_on_hypervisor(
@@ -135,4 +144,14 @@ class GuestMachine(pulumi.ComponentResource):
             pulumi.ResourceOptions(parent=self, depends_on=booted),
             dial_error_limit=BOOT_DIAL_LIMIT,
         )
+        self.disk_sizes = [
+            run_on_hypervisor(
+                f"{name}-{disk.export}-size",
+                on_host,
+                storage_size.data_disk(topo, g, disk),
+                args.access.private_key,
+                pulumi.ResourceOptions(parent=self, depends_on=[self.domain]),
+            )
+            for disk in g.data_disks
+        ]
         self.register_outputs({"domain": self.domain.name})

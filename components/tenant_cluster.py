@@ -19,7 +19,7 @@ from components.locking import ClusterLocking, ClusterLockingArgs
 from components.membership import ClusterMembership, ClusterMembershipArgs
 from components.stack_input import Secrets
 from components.volume_group import ClusteredVolumeGroup, ClusteredVolumeGroupArgs
-from render import guest as guest_scripts, host
+from render import guest as guest_scripts, host, machine_size, storage_size
 from render.generations import generation
 from spec.topology import Topology
 
@@ -244,6 +244,29 @@ class TenantCluster(pulumi.ComponentResource):
                     child,
                 )
                 mounted += fs.mounted
+
+        # A raised size: every member's imports in turn, then each file system over its LV.
+        sized: list[pulumi.Resource] = [d for g in guests.values() for d in g.disk_sizes]
+        for m in topo.members:
+            script = storage_size.member_devices(topo, m)
+            if script is not None:
+                sized = [run_on_node(f"{name}-{m.name}-storage-size", members[m.name], script,
+                                     pulumi.ResourceOptions(parent=self, depends_on=[*sized, *mounted]))]
+        for fs in topo.filesystems:
+            script = storage_size.filesystem(topo, fs)
+            if script is not None:
+                sized.append(run_on_node(f"{name}-{fs.fs_name}-grow", members[first], script,
+                                         pulumi.ResourceOptions(parent=self, depends_on=sized)))
+        # A changed vCPU or memory size: one guest restarted at a time, after any growth.
+        for g in topo.guests:
+            sized = [run_on_hypervisor(
+                f"{name}-{g.name}-machine-size",
+                topo.hypervisor_endpoint(g.hypervisor.name),
+                machine_size.machine_size(topo, g),
+                secrets.ssh_private_key,
+                pulumi.ResourceOptions(parent=self, depends_on=[*sized, *mounted]),
+                stdin=secrets.ssh_private_key,
+            )]
 
         status = run_on_node(
             f"{name}-status",

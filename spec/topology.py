@@ -191,6 +191,8 @@ class ExportPlan:
     server_is_guest: bool
     device: str  # block device on the server
     port: int
+    size_gib: Optional[int] = None  # the disk made for it on a guest server; None: external
+    size_key: str = ""  # the config key of that size, for messages
 
 
 @dataclass(frozen=True)
@@ -213,6 +215,7 @@ class LogicalVolumePlan:
     name: str
     size: str
     filesystem: Optional[FilesystemPlan]
+    size_key: str = ""  # the config key of its size, for messages
 
 
 @dataclass(frozen=True)
@@ -338,8 +341,10 @@ def build(spec: StackSpec) -> Topology:
             kinds[e.server] == "guest",
             export_device[e.name],
             export_port(e),
+            e.size_gib if kinds[e.server] == "guest" else None,
+            f"storage.exports[{i}].sizeGib",
         )
-        for e in spec.storage.exports
+        for i, e in enumerate(spec.storage.exports)
     )
 
     cname = cluster_name(spec)
@@ -362,11 +367,12 @@ def build(spec: StackSpec) -> Topology:
                         lv.filesystem.mount_point,
                         _mount_options(spec, lv.filesystem),
                     ),
+                    f"storage.volumeGroups[{i}].logicalVolumes[{j}].size",
                 )
-                for lv in vg.logical_volumes
+                for j, lv in enumerate(vg.logical_volumes)
             ),
         )
-        for vg in spec.storage.volume_groups
+        for i, vg in enumerate(spec.storage.volume_groups)
     )
 
     fencing = FencingPlan(spec.fencing.method, fence_port(spec), fence_multicast(spec))

@@ -36,6 +36,7 @@ class Registered:
     dependencies: set = field(default_factory=set)
     protect: bool = False
     provider: str = ""
+    ignore_changes: tuple = ()
 
     @property
     def id(self) -> str:
@@ -99,6 +100,7 @@ class _RecordingMonitor(MockMonitor):
                 set(request.dependencies),
                 request.protect,
                 request.provider,
+                tuple(request.ignoreChanges),
             )
         return response
 

@@ -24,3 +24,9 @@ class ExportProtocol(Protocol):
     def device(self, topo: Topology, export: ExportPlan, member: Member) -> str:
         """The stable path of the imported block device on the member."""
         ...
+
+    def resize(self, topo: Topology, export: ExportPlan) -> tuple[str, str]:
+        """How a member's import shows the export's new size, for render/storage_size.py:
+        ("rescan", target IQN) online, ("reconnect", client unit) with the member out of
+        pacemaker's resources, or ("refuse", why growth is not possible)."""
+        ...

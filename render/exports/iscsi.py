@@ -117,5 +117,9 @@ class IscsiProtocol:
     def device(self, topo: Topology, export: ExportPlan, member: Member) -> str:
         return by_path_device(topo, export)
 
+    def resize(self, topo: Topology, export: ExportPlan) -> tuple[str, str]:
+        # LIO's block backstore reports its device's current size; the session rescans online.
+        return ("rescan", topo.names.target_iqn(export.name))
+
 
 ISCSI = IscsiProtocol()

@@ -187,5 +187,10 @@ class NbdProtocol:
     def device(self, topo: Topology, export: ExportPlan, member: Member) -> str:
         return nbd_device(topo, export)
 
+    def resize(self, topo: Topology, export: ExportPlan) -> tuple[str, str]:
+        # nbd-server fixes an export's size per connection at the handshake, and
+        # nbd-client -persist exits when a reconnect finds another size.
+        return ("reconnect", client_unit_name(export))
+
 
 NBD = NbdProtocol()

@@ -104,6 +104,20 @@ def started_nodes(crm_mon_xml, resource_id):
     return nodes
 
 
+def active_on(crm_mon_xml, node):
+    """The ids of the primitives crm_mon's XML shows active on NODE."""
+    return {
+        r.get("id")
+        for r in ET.fromstring(crm_mon_xml).iter("resource")
+        if r.get("active") == "true" and any(n.get("name") == node for n in r.findall("node"))
+    }
+
+
+def running_here(node):
+    out = run("crm_mon", "--one-shot", "--inactive", "--output-as=xml", check=False)
+    return active_on(out.stdout, node) if out.returncode == 0 else {"crm_mon failed"}
+
+
 def wait(what, seconds, done):
     deadline = time.monotonic() + seconds
     while not done():
@@ -181,6 +195,12 @@ def main(argv):
     elif command == "wait-running":
         resource_id, count, seconds = argv[2], int(argv[3]), int(argv[4])
         wait(f"{resource_id} started on {count} nodes", seconds, lambda: len(started_on(resource_id)) >= count)
+    elif command == "wait-stopped-on":
+        node, seconds = argv[2], int(argv[3])
+        wait(f"every resource to stop on {node}", seconds, lambda: not running_here(node))
+    elif command == "wait-started-on":
+        node, seconds, clones = argv[2], int(argv[3]), argv[4:]
+        wait(f"{', '.join(clones)} started on {node}", seconds, lambda: all(node in started_on(c) for c in clones))
     else:
         sys.exit(f"unknown command {command}")
 

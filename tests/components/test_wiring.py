@@ -21,11 +21,13 @@ EXPECTED = {
         "libvirt:index/domain:Domain": 4,
         "libvirt:index/volume:Volume": 1 + 4 + 1,  # image, roots, one data disk
         "libvirt:index/pool:Pool": 1,
-        # lab guard, fence_virtd, boot hook and the guests' boot watches on this machine
-        "command:local:Command": 3 + 4,
+        # lab guard, fence_virtd, boot hook, the guests' boot watches, the data disk's size
+        # and the guests' machine sizes on this machine
+        "command:local:Command": 3 + 4 + 1 + 4,
         # per guest: ready + base (8); export 1; imports 3; fence keys 3; rosters 3 + joins 3
-        # + fence devices 3; locking 3 + ready 1; journals 1; vg 1; mkfs 1; mount 1; status 1
-        "command:remote:Command": 8 + 1 + 3 + 3 + 9 + 4 + 1 + 1 + 1 + 1 + 1,
+        # + fence devices 3; locking 3 + ready 1; journals 1; vg 1; mkfs 1; mount 1; status 1;
+        # storage sizes 3 + grow 1
+        "command:remote:Command": 8 + 1 + 3 + 3 + 9 + 4 + 1 + 1 + 1 + 1 + 1 + 3 + 1,
     },
     "globex-prod": {
         "libvirt:index/network:Network": 0,
@@ -36,8 +38,9 @@ EXPECTED = {
         "command:local:Command": 0,
         # ready+base 12; boot watches 6 (remote host); exports 2; imports 8; lab guard 1 +
         # bridge 1 + fence_virtd 1 + boot hook 1 (remote host); fence keys 4; rosters 4 + joins
-        # 4 + fence devices 4; locking 4+1; journals 2; vg 1; mkfs 2; mounts 2; pcsd 4; status 1
-        "command:remote:Command": 12 + 6 + 2 + 8 + 4 + 4 + 12 + 5 + 2 + 1 + 2 + 2 + 4 + 1,
+        # 4 + fence devices 4; locking 4+1; journals 2; vg 1; mkfs 2; mounts 2; pcsd 4; status 1;
+        # data disk sizes 2 and machine sizes 6 (remote host); storage sizes 4 + grows 2
+        "command:remote:Command": 12 + 6 + 2 + 8 + 4 + 4 + 12 + 5 + 2 + 1 + 2 + 2 + 4 + 1 + 2 + 6 + 4 + 2,
     },
     "acme-prod": {
         "libvirt:index/domain:Domain": 4,
@@ -45,8 +48,9 @@ EXPECTED = {
         # ready+base 8; export 1; imports 3; lab guard + bridge + fence_virtd + boot hook + cpu
         # caps (3) 7;
         # fence keys 4 (gnbd1 is a cman node); cman 4; clvmd 3 + quorum 1; journals 1; vg 1;
-        # mkfs 1; fstab mounts 3; ricci 3; status 1
-        "command:remote:Command": 8 + 1 + 3 + 7 + 4 + 4 + 4 + 1 + 1 + 1 + 3 + 3 + 1,
+        # mkfs 1; fstab mounts 3; ricci 3; status 1; data disk size 1 and machine sizes 4 (both
+        # refuse a change here)
+        "command:remote:Command": 8 + 1 + 3 + 7 + 4 + 4 + 4 + 1 + 1 + 1 + 3 + 3 + 1 + 1 + 4,
     },
 }
 
