@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from render import pacemaker
 from render.generations.current import CLUSTER_TIMEOUT, cib_tool
+from render.guest import boot_watch
 from render.host import local_libvirt_uri
 from render.script import NodeScript, node_script
 from spec.topology import Guest, Topology
@@ -43,6 +44,8 @@ def machine_size(topo: Topology, guest: Guest) -> NodeScript:
     if guest.role == "member" and topo.spec.generation == "current":
         clones = [pacemaker.clone_id(pacemaker.LOCKING_GROUP)]
         clones += [pacemaker.clone_id(pacemaker.fs_id(fs)) for fs in topo.filesystems]
+    # The same watch as at creation: a guest hung in early boot under emulation is reset once.
+    watch = boot_watch(topo, guest)
     return node_script(
         f"machine-size-{guest.name}",
         "host_machine_size.sh",
@@ -57,6 +60,7 @@ def machine_size(topo: Topology, guest: Guest) -> NodeScript:
         size_key=size_key(topo, guest),
         refusal=_refusal(topo, guest),
         cib_tool=cib_tool(),
+        boot_watch=watch.create if watch is not None else "",
         clones=clones,
         timeout=RESTART_TIMEOUT,
         cluster_timeout=CLUSTER_TIMEOUT,

@@ -54,6 +54,7 @@ if ((resize)); then
 fi
 virsh_ start "$DOMAIN" >/dev/null
 changed "$DOMAIN started with $VCPU vCPUs and $((MEMORY_KIB / 1024)) MiB"
+if [[ -n $BOOT_WATCH ]]; then bash -c "$BOOT_WATCH" </dev/null || die "$DOMAIN did not come up after its restart"; fi
 wait_until "$TIMEOUT" "$NODE to answer SSH" ssh_ true
 [[ -n $CLONES ]] || exit 0
 mapfile -t clones <<<"$CLONES"
