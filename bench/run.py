@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,8 +112,16 @@ def chart(scale: dict | None, clu: dict | None, path: Path) -> None:
     plt.close(fig)
 
 
+def machine() -> str:
+    """This machine, for the heading of the results: CPU model and count, memory, kernel."""
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")), "?")
+    kib = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")))
+    return f"{os.cpu_count()} x {model}, {kib / 2**20:.1f} GiB, Linux {os.uname().release}"
+
+
 def markdown(scale: dict | None, clu: dict | None) -> str:
-    out = ["# Benchmark results", ""]
+    out = ["# Benchmark results", "", f"{time.strftime('%Y-%m-%d %H:%M %Z')} on {machine()}.", ""]
     if scale:
         out += ["## Program scale (`pulumi preview`, nothing created)", "",
                 "| members | resources | seconds (median, min-max) | ms/resource | first to last step, s | host CPU busy |",
