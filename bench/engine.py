@@ -421,6 +421,8 @@ class NodeCommands:
     def _ssh_argv(self, conn: dict) -> list[str]:
         opts = ["-F", "/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
                 "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-o", f"ConnectTimeout={conn.get('perDialTimeout', 15)}",
+                # A guest that reboots under a command (fenced) ends it instead of hanging it.
+                "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4",
                 "-T", "-p", str(int(conn.get("port", 22)))]
         if conn.get("privateKey"):
             opts += ["-i", str(self._key(conn["privateKey"]))]
