@@ -26,18 +26,18 @@ destroy: setup
 test: setup
 	$(MAKE) --no-print-directory unit engine-checks e2e-local
 
-unit:
+unit: setup
 	$(ENV) python -m pytest -q -m "not e2e and not engine" tests
 
-engine-checks:
+engine-checks: setup
 	$(ENV) python -m pytest -q -rA -s -m engine tests/engine tests/policy tests/tools tests/team
 
-e2e-local:
+e2e-local: setup
 	$(ENV) python -m pytest -q -rA -s -m e2e tests/e2e
 
-# Changing the running local cluster (members added and removed) through `pulumi up`: a
+# Changing the running local cluster (members, storage, sizes) through `pulumi up`: a
 # session of its own, never beside another cluster of the local stack.
-e2e-day2:
+e2e-day2: setup
 	$(ENV) python -m pytest -q -rA -s -m e2e tests/day2
 
 # Everything on real guests: the image, the local cluster, tenant isolation, day-2 changes.
