@@ -1,12 +1,15 @@
 """Changing a running cluster through `pulumi up` of an edited stack, on real guests (TCG)
-through the real engine: a member added (members.count 3 -> 4), then removed (4 -> 3);
-then a reboot of the hypervisor, after which the cluster must come back by itself and
-fence again.
+through the real engine: a member added (members.count 3 -> 4), then removed (4 -> 3),
+the shared disk grown (storage.exports[0].sizeGib 4 -> 6), the members resized (vcpu
+1 -> 2, memoryMib 1024 -> 1280); then a reboot of the hypervisor, after which the cluster
+must come back by itself and fence again.
 
 The stack is `local`, run from its copy in .state/stacks/ (what tools/stack.sh runs), so
 the edits stay out of the tracked stacks/Pulumi.local.yaml. During each operation a
 writer on m2, a member the operation does not touch, appends and fsyncs a line every
-0.2 s: no write may fail, and the longest one is measured. The data written before stays
+0.2 s: no write may fail, and the longest one is measured (growing NBD storage and
+resizing take every member out in turn: there a writer runs on each, holding off in its
+member's standby, or ending when its member leaves). The data written before stays
 the same, the untouched members are not restarted (corosync and pacemaker keep their
 PIDs, GFS2 its mount), and the next `pulumi up` changes nothing.
 
@@ -37,12 +40,37 @@ STACK = "local"
 FS_CLONE = "fs-shared-clone"
 DATA = "day2-data.bin"
 WRITER = r"""
-import json, os, sys, time
-path, stop = sys.argv[1], sys.argv[2]
+import json, os, subprocess, sys, time
+path, stop, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+node = os.uname().nodename.split(".")[0]
 writes = failed = 0
-longest = 0.0
+longest = paused = 0.0
 errors = []
+left = False
+
+
+# Like an application pacemaker runs here: it holds off in the member's standby
+# (mode standby), or ends when the member leaves the cluster (mode leave).
+def in_standby():
+    q = subprocess.run(["crm_attribute", "--node", node, "--name", "standby", "--lifetime", "reboot",
+                        "--query", "--quiet"], capture_output=True, text=True)
+    return q.stdout.strip() == "on"
+
+
+def leaving():
+    return subprocess.run(["systemctl", "is-active", "--quiet", "pacemaker"]).returncode != 0
+
+
 while not os.path.exists(stop):
+    if mode == "leave" and leaving():
+        left = True
+        break
+    if mode == "standby" and in_standby():
+        t0 = time.monotonic()
+        while in_standby() and not os.path.exists(stop):
+            time.sleep(0.2)
+        paused += time.monotonic() - t0
+        continue
     t0 = time.monotonic()
     try:
         with open(path, "a") as f:
@@ -55,20 +83,24 @@ while not os.path.exists(stop):
         failed += 1
         errors.append(str(e))
     time.sleep(0.2)
-print(json.dumps({"writes": writes, "failed": failed, "longest_write_s": round(longest, 3), "errors": errors[:5]}))
+print(json.dumps({"writes": writes, "failed": failed, "longest_write_s": round(longest, 3),
+                  "paused_in_standby_s": round(paused, 1), "ended_as_member_left": left, "errors": errors[:5]}))
 """
 
 
 class Writer:
-    """WRITER on a guest for the length of a `with` block; its figures after."""
+    """WRITER on a guest for the length of a `with` block; its figures after. MODE
+    "standby": it holds off while its member is in standby (GFS2 unmounted there);
+    "leave": it ends when its member leaves the cluster."""
 
-    def __init__(self, guest: Guest, path: str):
+    def __init__(self, guest: Guest, path: str, mode: str = "-"):
         self.guest, self.path, self.stop = guest, path, f"/run/day2-writer-{time.time_ns()}.stop"
+        self.mode = mode
         self.result: dict = {}
 
     def __enter__(self) -> "Writer":
         def run():
-            out = self.guest.run(f"python3 - {self.path} {self.stop}", stdin=WRITER.encode(), timeout=3600)
+            out = self.guest.run(f"python3 - {self.path} {self.stop} {self.mode}", stdin=WRITER.encode(), timeout=3600)
             self.result = json.loads(out.strip().splitlines()[-1])
 
         self.thread = threading.Thread(target=run)
@@ -76,7 +108,7 @@ class Writer:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.guest.run(f"touch {self.stop}")
+        self.guest.run(f"touch {self.stop}", check=False)
         self.thread.join(timeout=120)
         assert self.result, "the writer gave no figures"
 
@@ -199,6 +231,144 @@ def test_removing_a_member_lets_it_leave_cleanly(cluster: Cluster):
     assert writer.result["failed"] == 0, writer.result
     figures = {"up_seconds": round(run.seconds, 1), **writer.result, **assert_second_up_changes_nothing(engine)}
     record("day2-remove-member", figures)
+
+
+def set_export_size(engine: Engine, size_gib: int) -> None:
+    path = Path(engine.config_file)
+    config = yaml.safe_load(path.read_text())
+    config["config"]["gfs2-cluster:storage"]["exports"][0]["sizeGib"] = size_gib
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def sizes(guest: Guest, mount_point: str) -> dict[str, int]:
+    out = guest.run("blockdev --getsize64 /dev/nbd0 /dev/vg_shared/lv_gfs2; "
+                    f"df -B1 --output=size {mount_point} | tail -1")
+    device, lv, fs = (int(v) for v in out.split())
+    return {"device": device, "lv": lv, "fs": fs}
+
+
+def cluster_stack(guest: Guest) -> str:
+    """What a restart of corosync or pacemaker would change (standby restarts neither)."""
+    return guest.run("systemctl show -p MainPID --value corosync pacemaker")
+
+
+class Rolling:
+    """For an operation that takes the members out one at a time: a writer on every
+    member (MODE as Writer's) and, every 2 s, how many members have GFS2 mounted (asked
+    of the first member that answers)."""
+
+    def __init__(self, cluster: Cluster, label: str, mode: str):
+        self.cluster = cluster
+        self.writers = [Writer(g, f"{cluster.mount_point}/writer-{label}-{g.name}.log", mode) for g in cluster.members]
+        self.mounted: list[int] = []
+        self.done = threading.Event()
+
+    def _watch(self) -> None:
+        while not self.done.wait(2):
+            answers = (crm_started_on(g, FS_CLONE) for g in self.cluster.members)
+            self.mounted.append(len(next((a for a in answers if a), set())))
+
+    def __enter__(self) -> "Rolling":
+        for w in self.writers:
+            w.__enter__()
+        self.watcher = threading.Thread(target=self._watch)
+        self.watcher.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.done.set()
+        self.watcher.join()
+        for w in self.writers:
+            w.__exit__()
+
+    def facts(self) -> dict:
+        return {"writers": {w.guest.name: w.result for w in self.writers},
+                "fewest mounted": min(self.mounted, default=None), "samples": len(self.mounted)}
+
+    def check(self, facts: dict) -> None:
+        n = len(self.cluster.members)
+        assert facts["fewest mounted"] is not None and facts["fewest mounted"] >= n - 1, f"GFS2 left more than one member: {facts}"
+        assert all(w.result["failed"] == 0 for w in self.writers), facts
+
+    def figures(self) -> dict:
+        return {"writers": {w.guest.name: {k: v for k, v in w.result.items() if k != "errors"} for w in self.writers},
+                "fewest_members_mounted": min(self.mounted, default=None)}
+
+
+def test_growing_the_shared_disk_grows_gfs2_online_one_member_at_a_time(cluster: Cluster):
+    """NBD: each member in turn leaves pacemaker's resources (standby) while its import
+    reconnects at the new size; GFS2 stays mounted on the others. A writer on every
+    member holds off while its own member is in standby, as a pacemaker-run application
+    would, and must never fail a write."""
+    engine, m1 = cluster.engine, cluster.members[0]
+    data = sha256_on(m1, f"{cluster.mount_point}/{DATA}")
+    before = {g.name: sizes(g, cluster.mount_point) for g in cluster.members}
+    stacks = {g.name: cluster_stack(g) for g in cluster.members}
+    set_export_size(engine, 6)
+    with Rolling(cluster, "grow", "standby") as rolling:
+        run = engine.up()
+    assert run.result == "succeeded", run.result
+    after = {g.name: sizes(g, cluster.mount_point) for g in cluster.members}
+    facts = {"before": before, "after": after, **rolling.facts(), "fencing": fencing_history(m1), "quorum": quorum(m1)}
+    print(f"e2e growth facts: {facts}")
+    assert all(a["device"] == 6 * 1024**3 for a in after.values()), facts
+    assert all(a["lv"] > before[n]["lv"] + 1024**3 for n, a in after.items()), facts
+    assert all(a["fs"] > before[n]["fs"] + 1024**3 for n, a in after.items()), facts
+    assert crm_started_on(m1, FS_CLONE) == {"m1", "m2", "m3"}
+    rolling.check(facts)
+    assert facts["quorum"] == {"Expected votes": "3", "Total votes": "3", "Quorum": "2", "Flags": "Quorate"}, facts
+    assert facts["fencing"].count("reboot") == 0, facts
+    assert {g.name: cluster_stack(g) for g in cluster.members} == stacks, "corosync or pacemaker was restarted"
+    assert sha256_on(cluster.members[2], f"{cluster.mount_point}/{DATA}") == data
+    figures = {
+        "up_seconds": round(run.seconds, 1),
+        "gib": {"device": 6, "fs_before": round(before["m1"]["fs"] / 1024**3, 2),
+                "fs_after": round(after["m1"]["fs"] / 1024**3, 2)},
+        **rolling.figures(),
+        **assert_second_up_changes_nothing(engine),
+    }
+    record("day2-grow-storage", figures)
+
+
+def set_member_size(engine: Engine, vcpu: int, memory_mib: int) -> None:
+    path = Path(engine.config_file)
+    config = yaml.safe_load(path.read_text())
+    config["config"]["gfs2-cluster:members"].update(vcpu=vcpu, memoryMib=memory_mib)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def machine(guest: Guest) -> dict[str, int]:
+    out = guest.run("nproc; awk '/^MemTotal:/ {print $2}' /proc/meminfo")
+    vcpus, kib = (int(v) for v in out.split())
+    return {"vcpus": vcpus, "mem_total_mib": kib // 1024}
+
+
+def test_resizing_the_members_restarts_them_one_at_a_time(cluster: Cluster):
+    """members.vcpu 1 -> 2 and memoryMib 1024 -> 1280: each member leaves the cluster,
+    powers off, boots with the new size and is back with GFS2 mounted before the next
+    goes. A writer on every member runs until its own member leaves; none may fail."""
+    engine, m1 = cluster.engine, cluster.members[0]
+    data = sha256_on(m1, f"{cluster.mount_point}/{DATA}")
+    before = {g.name: machine(g) for g in cluster.members}
+    domains = {g.name: virsh("domuuid", g.domain).stdout.strip() for g in cluster.members}
+    set_member_size(engine, 2, 1280)
+    with Rolling(cluster, "resize", "leave") as rolling:
+        run = engine.up()
+    assert run.result == "succeeded", run.result
+    after = {g.name: machine(g) for g in cluster.members}
+    facts = {"before": before, "after": after, **rolling.facts(), "fencing": fencing_history(m1), "quorum": quorum(m1)}
+    print(f"e2e resize facts: {facts}")
+    assert all(a["vcpus"] == 2 and a["mem_total_mib"] > before[n]["mem_total_mib"] + 200 for n, a in after.items()), facts
+    assert {g.name: virsh("domuuid", g.domain).stdout.strip() for g in cluster.members} == domains, "a domain was replaced"
+    assert crm_started_on(m1, FS_CLONE) == {"m1", "m2", "m3"}
+    rolling.check(facts)
+    assert all(w.result["ended_as_member_left"] for w in rolling.writers), facts
+    assert facts["quorum"] == {"Expected votes": "3", "Total votes": "3", "Quorum": "2", "Flags": "Quorate"}, facts
+    assert facts["fencing"].count("reboot") == 0, f"a member was fenced: {facts}"
+    assert sha256_on(cluster.members[1], f"{cluster.mount_point}/{DATA}") == data
+    figures = {"up_seconds": round(run.seconds, 1), "after": after, **rolling.figures(),
+               **assert_second_up_changes_nothing(engine)}
+    record("day2-resize-members", figures)
 
 
 def _power_loss(topo) -> None:
