@@ -4,11 +4,14 @@
 # before anything is changed.
 virsh_() { virsh -q -c "$URI" "$@"; }
 
-# The disk's path, from the domain's own disk list: the volume's file is named after it.
-path=$(virsh_ domblklist "$DOMAIN" --details | awk -v v="/$VOLUME" '$2 == "disk" && substr($4, length($4) - length(v) + 1) == v {print $4}')
-[[ -n $path ]] || die "domain $DOMAIN has no disk from volume $VOLUME"
-capacity=$(virsh_ vol-info --bytes "$path" | awk '$1 == "Capacity:" {print $2}')
-[[ $capacity =~ ^[0-9]+$ ]] || die "cannot read the capacity of $path"
+# The disk of the domain made from VOLUME (the provider attaches volumes by pool and name),
+# its target and pool from the domain's own definition.
+target=$(virsh_ domblklist "$DOMAIN" --details | awk -v v="$VOLUME" '$2 == "disk" && $4 == v {print $3}')
+[[ -n $target ]] || die "domain $DOMAIN has no disk from volume $VOLUME"
+pool=$(virsh_ dumpxml --inactive "$DOMAIN" | awk -v v="$VOLUME" -F"'" '/<source pool=/ && $4 == v {print $2}')
+[[ -n $pool ]] || die "cannot find the pool of volume $VOLUME in domain $DOMAIN"
+capacity=$(virsh_ vol-info --bytes --pool "$pool" "$VOLUME" | awk '$1 == "Capacity:" {print $2}')
+[[ $capacity =~ ^[0-9]+$ ]] || die "cannot read the capacity of $VOLUME in pool $pool"
 gib() { awk -v b="$1" 'BEGIN {printf "%.2f GiB", b / 1073741824}'; }
 
 if ((capacity == SIZE_BYTES)); then
@@ -20,8 +23,8 @@ if ((capacity > SIZE_BYTES)); then
 fi
 [[ -z $REFUSAL ]] || die "$SIZE_KEY: $VOLUME stays $(gib "$capacity"): $REFUSAL"
 if [[ $(virsh_ domstate "$DOMAIN") == running ]]; then
-  virsh_ blockresize "$DOMAIN" "$path" "${SIZE_BYTES}B" >/dev/null
+  virsh_ blockresize "$DOMAIN" "$target" "${SIZE_BYTES}B" >/dev/null
 else
-  virsh_ vol-resize "$path" "$SIZE_BYTES" >/dev/null
+  virsh_ vol-resize --pool "$pool" "$VOLUME" "$SIZE_BYTES" >/dev/null
 fi
 changed "grew $VOLUME from $(gib "$capacity") to $(gib "$SIZE_BYTES")"

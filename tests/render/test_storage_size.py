@@ -93,11 +93,13 @@ def test_a_raised_size_reruns_the_size_steps_and_nothing_else():
 # --- the hypervisor's disk step, against a stand-in virsh ------------------------------
 
 FAKE_VIRSH = r"""#!/bin/bash
-# Records its arguments; answers domblklist, vol-info and domstate from the environment.
+# Records its arguments; answers as libvirt does for disks the provider attached by pool
+# and volume name (<disk type='volume'>), vol-info and domstate from the environment.
 echo "$*" >>"$VIRSH_LOG"
 args=" $* "
 case $args in
-  *" domblklist "*) printf 'file disk vda /pool/g2-t-dev-s1-root.qcow2\nfile disk vdb /pool/g2-t-dev-s1-data.raw\n' ;;
+  *" domblklist "*) printf 'volume disk vda g2-t-dev-s1-root.qcow2\nvolume disk vdb g2-t-dev-s1-data.raw\n' ;;
+  *" dumpxml "*) printf "<domain>\n  <disk type='volume' device='disk'>\n    <source pool='g2-t-dev' volume='g2-t-dev-s1-root.qcow2'/>\n  </disk>\n  <disk type='volume' device='disk'>\n    <source pool='g2-t-dev' volume='g2-t-dev-s1-data.raw'/>\n  </disk>\n</domain>\n" ;;
   *" vol-info "*) printf 'Name: x\nCapacity: %s bytes\n' "$CAPACITY" ;;
   *" domstate "*) echo "$STATE" ;;
 esac
@@ -128,14 +130,14 @@ def run_disk_step(tmp_path: Path, script: str, capacity_gib: int, state: str = "
 def test_the_disk_grows_in_place_while_the_domain_runs(tmp_path):
     res, calls = run_disk_step(tmp_path, disk_script(6), 4)
     assert res.returncode == 0, res.stderr
-    assert f"-q -c qemu:///system blockresize g2-t-dev-s1 /pool/g2-t-dev-s1-data.raw {6 * GIB}B" in calls
+    assert f"-q -c qemu:///system blockresize g2-t-dev-s1 vdb {6 * GIB}B" in calls
     assert "result: changed: grew g2-t-dev-s1-data.raw from 4.00 GiB to 6.00 GiB" in res.stdout
 
 
 def test_a_shut_off_domains_disk_is_resized_as_a_volume(tmp_path):
     res, calls = run_disk_step(tmp_path, disk_script(6), 4, state="shut off")
     assert res.returncode == 0, res.stderr
-    assert f"-q -c qemu:///system vol-resize /pool/g2-t-dev-s1-data.raw {6 * GIB}" in calls
+    assert f"-q -c qemu:///system vol-resize --pool g2-t-dev g2-t-dev-s1-data.raw {6 * GIB}" in calls
     assert not [c for c in calls if "blockresize" in c]
 
 
