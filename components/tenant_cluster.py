@@ -250,8 +250,9 @@ class TenantCluster(pulumi.ComponentResource):
         for m in topo.members:
             script = storage_size.member_devices(topo, m)
             if script is not None:
+                # On the member itself: deleted (with the member) before its guest goes.
                 sized = [run_on_node(f"{name}-{m.name}-storage-size", members[m.name], script,
-                                     pulumi.ResourceOptions(parent=self, depends_on=[*sized, *mounted]))]
+                                     pulumi.ResourceOptions(parent=self, depends_on=[*sized, *mounted, based[m.name]]))]
         for fs in topo.filesystems:
             script = storage_size.filesystem(topo, fs)
             if script is not None:
@@ -264,7 +265,7 @@ class TenantCluster(pulumi.ComponentResource):
                 topo.hypervisor_endpoint(g.hypervisor.name),
                 machine_size.machine_size(topo, g),
                 secrets.ssh_private_key,
-                pulumi.ResourceOptions(parent=self, depends_on=[*sized, *mounted]),
+                pulumi.ResourceOptions(parent=self, depends_on=[*sized, *mounted, guests[g.name].domain]),
                 stdin=secrets.ssh_private_key,
             )]
 

@@ -73,6 +73,8 @@ def test_a_changed_member_size_reruns_the_machine_size_steps_and_nothing_else():
     for earlier, later in zip(chain, chain[1:]):
         assert graph.depends(later, earlier), f"{later.name} does not wait for {earlier.name}"
     assert graph.depends(chain[0], graph.named("shared-grow")), "a restart while the storage grows"
+    for g in ("s1", "m1", "m2", "m3"):  # directly (see test_storage_size)
+        assert graph.named(f"{g}-domain").urn in graph.named(f"{g}-machine-size").dependencies, g
 
 
 FAKE_VIRSH = r"""#!/bin/bash

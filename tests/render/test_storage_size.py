@@ -86,6 +86,10 @@ def test_a_raised_size_reruns_the_size_steps_and_nothing_else():
     assert rerun == ["m1-storage-size", "m2-storage-size", "m3-storage-size", "s1-data-size", "shared-grow"]
     graph = program("local", after)
     data = graph.named("s1-data")
+    # A member's step is deleted with the member before its guest (the delete dials it).
+    # Directly: when a member goes, the steps between them no longer name it.
+    for m in ("m1", "m2", "m3"):
+        assert graph.named(f"{m}-base").urn in graph.named(f"{m}-storage-size").dependencies, m
     # The provider replaces a volume whose size changes; the step grows it instead.
     assert data.inputs["size"] == 6 * GIB and "size" in data.ignore_changes, "the data volume would be replaced"
 
