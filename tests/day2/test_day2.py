@@ -308,8 +308,17 @@ def test_growing_the_shared_disk_grows_gfs2_online_one_member_at_a_time(cluster:
     with Rolling(cluster, "grow", "standby") as rolling:
         run = engine.up()
     assert run.result == "succeeded", run.result
-    after = {g.name: sizes(g, cluster.mount_point) for g in cluster.members}
-    facts = {"before": before, "after": after, **rolling.facts(), "fencing": fencing_history(m1), "quorum": quorum(m1)}
+    # The other members' df follows the grown file system at their next statfs sync
+    # (GFS2's statfs_quantum, 30 s); their allocations see the new resource groups at once.
+    t0, after = time.monotonic(), {}
+    while time.monotonic() - t0 < 120:
+        after = {g.name: sizes(g, cluster.mount_point) for g in cluster.members}
+        if all(a["fs"] > before[n]["fs"] + 1024**3 for n, a in after.items()):
+            break
+        time.sleep(5)
+    df_lag = round(time.monotonic() - t0, 1)
+    facts = {"before": before, "after": after, "df_caught_up_s": df_lag, **rolling.facts(),
+             "fencing": fencing_history(m1), "quorum": quorum(m1)}
     print(f"e2e growth facts: {facts}")
     assert all(a["device"] == 6 * 1024**3 for a in after.values()), facts
     assert all(a["lv"] > before[n]["lv"] + 1024**3 for n, a in after.items()), facts
@@ -324,6 +333,7 @@ def test_growing_the_shared_disk_grows_gfs2_online_one_member_at_a_time(cluster:
         "up_seconds": round(run.seconds, 1),
         "gib": {"device": 6, "fs_before": round(before["m1"]["fs"] / 1024**3, 2),
                 "fs_after": round(after["m1"]["fs"] / 1024**3, 2)},
+        "df_caught_up_on_every_member_s": df_lag,
         **rolling.figures(),
         **assert_second_up_changes_nothing(engine),
     }
