@@ -62,6 +62,18 @@ def require_tool(name: str) -> str:
     return path
 
 
+def topology_of(config: dict):
+    """The Topology of a stack's config: stacks that keep their keys in files load as they
+    are; the others name their secrets (set in the engine's config, not in the file)."""
+    from spec import SpecError, build, load_spec
+    from spec.vocabulary import SECRET_KEY_NAMES
+
+    try:
+        return build(load_spec(config))
+    except SpecError:
+        return build(load_spec(config, secrets_set=SECRET_KEY_NAMES))
+
+
 def shellcheck(text: str, *excluded: str) -> subprocess.CompletedProcess:
     """The real shellcheck on a bash script's text, EXCLUDED codes left out."""
     args = [require_tool("shellcheck"), "-s", "bash"]

@@ -24,36 +24,24 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
-from conftest import example_stacks, program, require_tool, shellcheck, stack_config
+from conftest import example_stacks, program, require_tool, shellcheck, stack_config, topology_of
 from lxml import etree
 
 from render.domain import domain_xslt, logged_console
 from render.guest import BOOT_OUTPUT_SECONDS, BOOT_SSH_SECONDS, KERNEL_BANNER, boot_watch, boot_watch_script
 from render.script import values_of
-from spec import SpecError, build, load_spec
 from spec.names import console_log
-from spec.topology import Topology
-from spec.vocabulary import SECRET_KEY_NAMES
 
 SCRIPTS = resources.files("render.scripts")
 LIB = SCRIPTS.joinpath("lib.sh").read_text()
-SECRETS = SECRET_KEY_NAMES
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 DOMAIN = "g2-test-dev-m1"
 URI = "qemu:///system"
 RESET_LINE = "(early-boot hang under emulation): reset it once through libvirt"
 
 
-def topology(config: dict) -> Topology:
-    """Stacks that keep their keys in files load as they are; the others name secrets."""
-    try:
-        return build(load_spec(config))
-    except SpecError:
-        return build(load_spec(config, secrets_set=SECRETS))
-
-
 def watched(stack: str) -> list[tuple[str, object]]:
-    topo = topology(stack_config(stack))
+    topo = topology_of(stack_config(stack))
     return [(g.name, boot_watch(topo, g)) for g in topo.guests]
 
 
@@ -77,7 +65,7 @@ def test_an_image_that_boots_itself_gets_no_boot_watch():
     config = copy.deepcopy(stack_config("globex-prod"))
     config["image"] = {k: v for k, v in config["image"].items() if k not in ("kernel", "initrd")}
     config["image"]["boot"] = "bootloader"
-    topo = topology(config)
+    topo = topology_of(config)
     assert all(boot_watch(topo, g) is None for g in topo.guests)
 
 
@@ -86,7 +74,7 @@ def test_an_image_that_boots_itself_gets_no_boot_watch():
     [("local", "m1", "qemu:///system"), ("globex-prod", "iscsi2", "qemu:///system")],
 )
 def test_watch_values(stack, guest_name, uri):
-    topo = topology(stack_config(stack))
+    topo = topology_of(stack_config(stack))
     guest = topo.guest(guest_name)
     values = values_of(boot_watch(topo, guest).create)
     assert values == {
@@ -104,7 +92,7 @@ def test_watch_values(stack, guest_name, uri):
 
 @pytest.mark.parametrize("stack", ["local", "globex-prod"])
 def test_watch_reads_the_file_the_domain_logs_its_console_to(stack):
-    topo = topology(stack_config(stack))
+    topo = topology_of(stack_config(stack))
     for guest in topo.guests:
         path = values_of(boot_watch(topo, guest).create)["CONSOLE_LOG"]
         assert path == console_log(guest.domain) == logged_console(guest)
@@ -127,7 +115,7 @@ def test_watch_has_nothing_to_undo():
 )
 def test_each_guest_is_watched_on_its_hypervisor_after_its_domain_before_ready(stack, command_type):
     prog = program(stack)
-    topo = topology(stack_config(stack))
+    topo = topology_of(stack_config(stack))
     for guest in topo.guests:
         domain = next(d for d in prog.of_type("libvirt:index/domain:Domain") if d.inputs["name"] == guest.domain)
         watch = prog.named(f"-{guest.name}-boot-watch")
@@ -164,7 +152,7 @@ def test_watch_body_passes_shellcheck():
 
 @pytest.mark.parametrize("stack", ["local", "globex-prod"])
 def test_rendered_watch_matches_golden_files(stack, golden):
-    topo = topology(stack_config(stack))
+    topo = topology_of(stack_config(stack))
     guest = topo.members[0]
     script = boot_watch(topo, topo.guest(guest.name))
     golden(f"boot_watch/{stack}/boot-watch-{guest.name}.sh", script.create)
@@ -371,7 +359,7 @@ def real_domain(tmp_path):
     Destroyed at the end, its console log removed."""
     if _virsh("uri", check=False).returncode != 0:
         pytest.fail(f"libvirt's {URI} does not answer: run make setup (tools/libvirtd.sh)")
-    topo = topology(stack_config("local"))
+    topo = topology_of(stack_config("local"))
     name = f"g2test-bootwatch-{os.getpid()}-{time.monotonic_ns() % 100000}"
     guest = dataclasses.replace(topo.guest("m1"), domain=name)
     started = []

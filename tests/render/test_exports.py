@@ -20,11 +20,11 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
-from conftest import example_stacks, require_tool, shellcheck, stack_config
+from conftest import example_stacks, require_tool, shellcheck, stack_config, topology_of
 
 from render.exports import gnbd, iscsi, nbd, protocol
 from render.script import NodeScript
-from spec import SpecError, build, load_spec
+from spec import SpecError, load_spec
 from spec.topology import Topology
 from spec.vocabulary import SECRET_KEY_NAMES
 
@@ -37,11 +37,7 @@ STACK_OF = {"nbd": "local", "iscsi": "globex-prod", "gnbd": "acme-prod"}
 
 def topology(stack: str) -> Topology:
     """Stacks that keep their keys in files load as they are; the others name secrets."""
-    config = stack_config(stack)
-    try:
-        return build(load_spec(config))
-    except SpecError:
-        return build(load_spec(config, secrets_set=SECRETS))
+    return topology_of(stack_config(stack))
 
 
 def node_scripts(topo: Topology) -> list[tuple[str, NodeScript]]:

@@ -13,12 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SSH_KEY, program, shellcheck, stack_config
+from conftest import SSH_KEY, program, shellcheck, stack_config, topology_of
 from render.machine_size import machine_size
 from render.script import node_script, values_of
-from spec import SpecError, build, load_spec
-from spec.topology import Topology
-from spec.vocabulary import SECRET_KEY_NAMES
 
 # SC2034: create and delete share one set of values, each uses part of them.
 # SC2016: the cib tool is a Python program quoted as one value.
@@ -26,17 +23,10 @@ from spec.vocabulary import SECRET_KEY_NAMES
 EXCLUDED = ("SC2034", "SC2016", "SC2209")
 
 
-def topology(config: dict) -> Topology:
-    try:
-        return build(load_spec(config))
-    except SpecError:
-        return build(load_spec(config, secrets_set=SECRET_KEY_NAMES))
-
-
 @pytest.mark.usefixtures("local_key_files")
 @pytest.mark.parametrize("stack", ["local", "globex-prod", "acme-prod"])
 def test_rendered_steps_pass_shellcheck(stack):
-    topo = topology(stack_config(stack))
+    topo = topology_of(stack_config(stack))
     for g in topo.guests:
         for text in (machine_size(topo, g).create, machine_size(topo, g).delete):
             res = shellcheck(text, *EXCLUDED)
@@ -45,14 +35,14 @@ def test_rendered_steps_pass_shellcheck(stack):
 
 @pytest.mark.usefixtures("local_key_files")
 def test_servers_and_legacy_members_refuse_a_change_and_members_wait_for_their_clones():
-    local = topology(stack_config("local"))
+    local = topology_of(stack_config("local"))
     by_name = {g.name: values_of(machine_size(local, g).create) for g in local.guests}
     assert "storage server" in by_name["s1"]["REFUSAL"] and by_name["s1"]["CLONES"] == ""
     assert by_name["m2"]["REFUSAL"] == "" and by_name["m2"]["CLONES"].split() == ["locking-clone", "fs-shared-clone"]
     assert by_name["m2"]["SIZE_KEY"] == "members" and by_name["s1"]["SIZE_KEY"] == "storage.servers[0]"
     # After the restart, the creation's watch for a guest hung in early boot.
     assert "DOMAIN=g2-local-dev-m2" in by_name["m2"]["BOOT_WATCH"] and "early boot" in by_name["m2"]["BOOT_WATCH"]
-    acme = topology(stack_config("acme-prod"))
+    acme = topology_of(stack_config("acme-prod"))
     assert all("current generation" in values_of(machine_size(acme, g).create)["REFUSAL"]
                for g in acme.guests if g.role == "member")
 
@@ -97,7 +87,7 @@ esac
 
 def run_step(tmp_path: Path, have_vcpu: int, have_mib: int, want_vcpu: int, want_mib: int, state: str = "running",
              guest: str = "m2"):
-    topo = topology(stack_config("local"))
+    topo = topology_of(stack_config("local"))
     g = next(x for x in topo.guests if x.name == guest)
     g = dataclasses.replace(g, size=g.size.model_copy(update={"vcpu": want_vcpu, "memory_mib": want_mib}))
     values = {k.lower(): v for k, v in values_of(machine_size(topo, g).create).items() if k != "STEP"}

@@ -12,24 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import program, shellcheck, stack_config
+from conftest import program, shellcheck, stack_config, topology_of
 from render import storage_size
 from render.script import node_script, values_of
-from spec import SpecError, build, load_spec
 from spec.topology import Topology
-from spec.vocabulary import SECRET_KEY_NAMES
 
 GIB = 1024**3
 # SC2034: create and delete share one set of values, each uses part of them.
 # SC2016: the cib tool is a Python program quoted as one value.
 EXCLUDED = ("SC2034", "SC2016")
-
-
-def topology(config: dict) -> Topology:
-    try:
-        return build(load_spec(config))
-    except SpecError:
-        return build(load_spec(config, secrets_set=SECRET_KEY_NAMES))
 
 
 def steps(topo: Topology) -> dict[str, object]:
@@ -43,7 +34,7 @@ def steps(topo: Topology) -> dict[str, object]:
 @pytest.mark.usefixtures("local_key_files")
 @pytest.mark.parametrize("stack", ["local", "globex-prod"])  # NBD, iSCSI
 def test_rendered_steps_pass_shellcheck(stack):
-    for name, script in steps(topology(stack_config(stack))).items():
+    for name, script in steps(topology_of(stack_config(stack))).items():
         for text in (script.create, script.delete):
             res = shellcheck(text, *EXCLUDED)
             assert res.returncode == 0, f"{name}: {res.stdout}"
@@ -51,18 +42,18 @@ def test_rendered_steps_pass_shellcheck(stack):
 
 @pytest.mark.usefixtures("local_key_files")
 def test_nbd_members_reconnect_and_iscsi_members_rescan():
-    local = topology(stack_config("local"))
+    local = topology_of(stack_config("local"))
     nbd = values_of(storage_size.member_devices(local, local.members[1]).create)
     assert nbd["DEVICES"] == f"/dev/nbd0 {4 * GIB} reconnect gfs2-nbd-import-data.service storage.exports[0].sizeGib"
     assert nbd["FIRST"] == "0"
-    globex = topology(stack_config("globex-prod"))
+    globex = topology_of(stack_config("globex-prod"))
     iscsi = values_of(storage_size.member_devices(globex, globex.members[0]).create)
     assert iscsi["FIRST"] == "1"
     assert [line.split()[2] for line in iscsi["DEVICES"].splitlines()] == ["rescan", "rescan"]
 
 
 def test_the_legacy_generation_gets_no_member_steps_and_its_disk_refuses_to_grow():
-    acme = topology(stack_config("acme-prod"))
+    acme = topology_of(stack_config("acme-prod"))
     assert all(storage_size.member_devices(acme, m) is None for m in acme.members)
     assert all(storage_size.filesystem(acme, fs) is None for fs in acme.filesystems)
     server = next(g for g in acme.guests if g.data_disks)
