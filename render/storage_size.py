@@ -30,15 +30,12 @@ LEGACY_REFUSAL = (
 )
 
 
-def _refusal(topo: Topology, export: Optional[ExportPlan]) -> str:
+def _refusal(topo: Topology, export: ExportPlan) -> str:
     """Why this export cannot grow in place, or "" when it can."""
     if topo.spec.generation != "current":
         return LEGACY_REFUSAL
-    if export is not None:
-        how, why = protocol(export.protocol).resize(topo, export)
-        if how == "refuse":
-            return why
-    return ""
+    how, why = protocol(export.protocol).resize(topo, export)
+    return why if how == "refuse" else ""
 
 
 def data_disk(topo: Topology, guest: Guest, disk: DataDisk) -> NodeScript:

@@ -218,7 +218,8 @@ class GnbdProtocol:
         return f"/dev/gnbd/{export.name}"
 
     def resize(self, topo: Topology, export: ExportPlan) -> tuple[str, str]:
-        return ("refuse", "gnbd_import fixes an imported device's size when it imports it, so a running member cannot see a GNBD export grow")
+        return ("refuse", "gnbd_import fixes an imported device's size when it imports it, "
+                "so a running member cannot see a GNBD export grow")
 
 
 GNBD = GnbdProtocol()

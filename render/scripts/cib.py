@@ -79,11 +79,16 @@ def _started(resource):
     )
 
 
+def crm_mon():
+    """The cluster's state as crm_mon's XML (stopped resources too)."""
+    return run("crm_mon", "--one-shot", "--inactive", "--output-as=xml", check=False)
+
+
 def started_on(resource_id):
     """The nodes where RESOURCE_ID (a primitive, or a clone of a primitive or of a group)
     has fully started. crm_resource --locate counts a group as running on a node as soon
     as its first member runs there: dlm up while lvmlockd is still starting."""
-    out = run("crm_mon", "--one-shot", "--inactive", "--output-as=xml", check=False)
+    out = crm_mon()
     return started_nodes(out.stdout, resource_id) if out.returncode == 0 else set()
 
 
@@ -114,7 +119,7 @@ def active_on(crm_mon_xml, node):
 
 
 def running_here(node):
-    out = run("crm_mon", "--one-shot", "--inactive", "--output-as=xml", check=False)
+    out = crm_mon()
     return active_on(out.stdout, node) if out.returncode == 0 else {"crm_mon failed"}
 
 

@@ -3,10 +3,10 @@
 # cluster cleanly, powers off, is given the new size and boots again; this waits until
 # it is back with CLONES started on it. The SSH key for NODE arrives on stdin.
 virsh_() { virsh -q -c "$URI" "$@"; }
-defined() { virsh_ dumpxml --inactive "$DOMAIN"; }
 running() { [[ $(virsh_ domstate "$DOMAIN") == running ]]; }
-have_vcpu=$(defined | sed -nE 's|^ *<vcpu[^>]*>([0-9]+)</vcpu>.*|\1|p')
-have_kib=$(defined | sed -nE "s|^ *<memory unit='KiB'>([0-9]+)</memory>.*|\1|p")
+defined=$(virsh_ dumpxml --inactive "$DOMAIN")
+have_vcpu=$(sed -nE 's|^ *<vcpu[^>]*>([0-9]+)</vcpu>.*|\1|p' <<<"$defined")
+have_kib=$(sed -nE "s|^ *<memory unit='KiB'>([0-9]+)</memory>.*|\1|p" <<<"$defined")
 [[ $have_vcpu =~ ^[0-9]+$ && $have_kib =~ ^[0-9]+$ ]] || die "cannot read the vCPUs and memory of $DOMAIN"
 resize=1
 ((have_vcpu != VCPU || have_kib != MEMORY_KIB)) || resize=0

@@ -81,8 +81,7 @@ if ((FIRST)); then
   done <<<"$PVS"
   while read -r vg lv size key; do
     [[ -n $lv ]] || continue
-    have=$(lv_field lv_size "$vg/$lv")
-    extent=$(lv_field vg_extent_size "$vg/$lv")
+    read -r have extent < <(lvs --noheadings --nosuffix --units b -o lv_size,vg_extent_size "$vg/$lv")
     if [[ $size == 100%FREE ]]; then
       free=$(vgs --noheadings -o vg_free_count "$vg" | tr -d ' ')
       ((free > 0)) || continue
