@@ -113,12 +113,17 @@ class Writer:
         assert self.result, "the writer gave no figures"
 
 
-def set_member_count(engine: Engine, count: int) -> None:
-    """Edit the stack as a user would, in the copy the engine runs from."""
+def edit_stack(engine: Engine, change) -> None:
+    """Edit the stack as a user would, in the copy the engine runs from: CHANGE gets its
+    config (key -> value, the project's prefix included)."""
     path = Path(engine.config_file)
-    config = yaml.safe_load(path.read_text())
-    config["config"]["gfs2-cluster:members"]["count"] = count
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    stack = yaml.safe_load(path.read_text())
+    change(stack["config"])
+    path.write_text(yaml.safe_dump(stack, sort_keys=False))
+
+
+def set_member_count(engine: Engine, count: int) -> None:
+    edit_stack(engine, lambda c: c["gfs2-cluster:members"].update(count=count))
 
 
 def members_of(engine: Engine, count: int) -> list[Guest]:
@@ -234,10 +239,7 @@ def test_removing_a_member_lets_it_leave_cleanly(cluster: Cluster):
 
 
 def set_export_size(engine: Engine, size_gib: int) -> None:
-    path = Path(engine.config_file)
-    config = yaml.safe_load(path.read_text())
-    config["config"]["gfs2-cluster:storage"]["exports"][0]["sizeGib"] = size_gib
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    edit_stack(engine, lambda c: c["gfs2-cluster:storage"]["exports"][0].update(sizeGib=size_gib))
 
 
 def sizes(guest: Guest, mount_point: str) -> dict[str, int]:
@@ -341,10 +343,7 @@ def test_growing_the_shared_disk_grows_gfs2_online_one_member_at_a_time(cluster:
 
 
 def set_member_size(engine: Engine, vcpu: int, memory_mib: int) -> None:
-    path = Path(engine.config_file)
-    config = yaml.safe_load(path.read_text())
-    config["config"]["gfs2-cluster:members"].update(vcpu=vcpu, memoryMib=memory_mib)
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    edit_stack(engine, lambda c: c["gfs2-cluster:members"].update(vcpu=vcpu, memoryMib=memory_mib))
 
 
 def machine(guest: Guest) -> dict[str, int]:
