@@ -89,11 +89,13 @@ class TimedCommand(auto.PulumiCommand):
         self.seconds: dict[str, float] = {}
 
     def run(self, args, cwd, additional_env, on_output=None, on_error=None):
+        # Read before the run: PulumiCommand.run inserts --non-interactive into ARGS.
+        verb = next(a for a in args if not a.startswith("-"))
         t0 = time.monotonic()
         try:
             return super().run(args, cwd, additional_env, on_output, on_error)
         finally:
-            self.seconds[args[0]] = time.monotonic() - t0
+            self.seconds[verb] = time.monotonic() - t0
 
 
 class Project:
@@ -278,19 +280,21 @@ def engine_run(stack: auto.Stack, verb: str, log_dir: Path, label: str, **kw) ->
     run.started = time.time()
     t0 = time.monotonic()
     with phase(f"pulumi {verb} {label}"), open(log_path, "w") as log:
+        failure = None
         try:
             result = getattr(stack, verb)(on_output=lambda line: log.write(line + "\n"), on_event=on_event,
                                           color="never", **kw)
         except auto.CommandError as e:
-            run.seconds = time.monotonic() - t0
-            raise EngineFailed(run, e) from None
+            failure = e
         finally:
-            run.seconds = time.monotonic() - t0
-            if isinstance(cli, TimedCommand) and verb in cli.seconds:
-                run.seconds = cli.seconds.pop(verb)
+            # The CLI process alone (Stack.up runs two more CLI commands after it); only
+            # a run stopped before the CLI started has no time of its own.
+            run.seconds = cli.seconds.pop(verb, time.monotonic() - t0)
             run.host_cpu_busy = busy_since(cpu)
             if run.errors:
                 log.write("\n".join(["", "errors:", *run.errors, ""]))
+        if failure is not None:
+            raise EngineFailed(run, failure) from None
     summary = getattr(result, "change_summary", None)
     if summary is None and getattr(result, "summary", None) is not None:
         summary = result.summary.resource_changes
@@ -377,9 +381,10 @@ def closure(nodes: list[Node], roots: Iterable[str]) -> list[Node]:
     return [n for n in nodes if n.urn in want]
 
 
-def critical_path(nodes: list[Node], seconds: dict[str, float]) -> tuple[float, list[str]]:
+def critical_path(nodes: list[Node], seconds: dict[str, float]) -> tuple[float, list[dict]]:
     """The longest chain of steps through the dependencies, by their durations: the
-    least wall time any amount of parallelism could give this build."""
+    least wall time any amount of parallelism could give this build. The chain as
+    {name, seconds} per step, first to last."""
     best: dict[str, tuple[float, Optional[str]]] = {}
     for n in nodes:  # deployment order is topological
         before = max(((best[d][0], d) for d in n.deps if d in best), default=(0.0, None))
@@ -389,7 +394,7 @@ def critical_path(nodes: list[Node], seconds: dict[str, float]) -> tuple[float, 
     urn = max(best, key=lambda u: best[u][0])
     total, path = best[urn][0], []
     while urn is not None:
-        path.append(urn.rsplit("::", 1)[-1])
+        path.append({"name": urn.rsplit("::", 1)[-1], "seconds": round(seconds.get(urn, 0.0), 2)})
         urn = best[urn][1]
     return round(total, 1), path[::-1]
 
