@@ -235,14 +235,23 @@ class SerialBuild:
                 steps.append(self._run(n, infra.started, ends))
             commands_seconds = time.monotonic() - t0
         wall = time.monotonic() - started_all
-        libvirt_steps = sum(s for u, s in infra.durations().items() if u in {n.urn for n in targets})
+        target_urns = {n.urn for n in targets}
+        seconds = {u: s for u, s in infra.durations().items() if u in target_urns}
+        seconds.update({s["urn"]: s["seconds"] for s in steps})
+        # The work without the engine's own time (program, planning, state writes).
+        work = sum(seconds.values())
+        # The same durations, each step run alone: the longest chain through them is the
+        # least wall time any parallelism could give, so chain/work bounds the ratio.
+        path_seconds, path = critical_path(self.nodes, seconds)
         boots = guest_boot_seconds(self.topo, ends)
         return {
             "wall_seconds": round(wall, 1),
             "libvirt_up": infra.record(),
             "commands_seconds": round(commands_seconds, 1),
-            # The work without the engine's own time (program, planning, state writes).
-            "sum_of_step_seconds": round(libvirt_steps + sum(s["seconds"] for s in steps), 1),
+            "sum_of_step_seconds": round(work, 1),
+            "critical_path_seconds": path_seconds,
+            "critical_path": path,
+            "best_parallel_ratio": ratio(path_seconds, work),
             "host_cpu_busy": busy_since(cpu),
             "node_commands": len(steps),
             "commands_in_the_targeted_up": sorted(n.name for n in targets if n.is_command),
@@ -258,7 +267,7 @@ class SerialBuild:
         step = self.runner.run(n)
         ends[n.name] = time.time()
         print(f"bench {time.strftime('%H:%M:%S')}   {n.name}: {step['seconds']:.1f} s", flush=True)
-        return {**step, "start": round(t - started, 1)}
+        return {**step, "urn": n.urn, "start": round(t - started, 1)}
 
     def teardown(self) -> None:
         for n in reversed(self.ran):
@@ -449,7 +458,7 @@ def where_time_went(results: dict, name: str) -> dict:
     def build_view(key: str) -> dict:
         r = b[key]
         keep = ("wall_seconds", "host_cpu_busy", "sum_of_step_seconds", "critical_path_seconds",
-                "guest_boot_median", "longest_steps")
+                "best_parallel_ratio", "critical_path", "guest_boot_median", "longest_steps")
         return {k: r[k] for k in keep if k in r}
 
     if name.startswith("build"):
