@@ -36,7 +36,7 @@ STACK_OF = {"nbd": "local", "iscsi": "globex-prod", "gnbd": "acme-prod"}
 
 
 def topology(stack: str) -> Topology:
-    """Stacks that keep their keys in files load as they are; the others name secrets."""
+    """The Topology of an example stack, by its name."""
     return topology_of(stack_config(stack))
 
 
